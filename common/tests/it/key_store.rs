@@ -1,0 +1,280 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpt_load_common::crypto::KeyCipher;
+use gpt_load_common::keystore::{
+    FailureOutcome, KeyMaterial, KeyStore, MemoryKeyStore, PoolCounts, PoolKey, RedisKeyStore,
+    Selection,
+};
+use gpt_load_common::model::KeyStatus;
+use gpt_load_common::redis::{RedisKeys, connect};
+
+const REDIS: &str = "redis://127.0.0.1:6379/0";
+
+fn key(group: i64, id: i64, status: KeyStatus) -> PoolKey {
+    PoolKey {
+        material: Arc::new(KeyMaterial {
+            id,
+            group_id: group,
+            value: format!("sk-{id}"),
+            stored: format!("sk-{id}"),
+            hash: format!("h{id}"),
+        }),
+        status,
+        failure_count: 0,
+    }
+}
+
+async fn redis_store() -> RedisKeyStore {
+    let client = connect(REDIS).await.unwrap();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    RedisKeyStore::new(
+        client,
+        RedisKeys::new(&prefix),
+        Arc::new(KeyCipher::new(None)),
+    )
+}
+
+async fn pick<S: KeyStore>(s: &S, g: i64) -> Option<i64> {
+    match s.select(g).await.unwrap() {
+        Selection::Key(k) => Some(k.key.id),
+        _ => None,
+    }
+}
+
+async fn rotation<S: KeyStore>(s: &S) {
+    s.load_group(
+        1,
+        vec![
+            key(1, 1, KeyStatus::Active),
+            key(1, 2, KeyStatus::Active),
+            key(1, 3, KeyStatus::Invalid),
+            key(1, 4, KeyStatus::Active),
+        ],
+    )
+    .await
+    .unwrap();
+    let mut seen = HashMap::new();
+    for _ in 0..30 {
+        *seen.entry(pick(s, 1).await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(seen, HashMap::from([(1, 10), (2, 10), (4, 10)]));
+    assert_eq!(
+        s.counts(1).await.unwrap(),
+        PoolCounts {
+            active: 3,
+            invalid: 1,
+            cooling: 0
+        }
+    );
+    match s.select(1).await.unwrap() {
+        Selection::Key(k) => assert_eq!(k.key.value, format!("sk-{}", k.key.id)),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn blacklist_and_restore<S: KeyStore>(s: &S) {
+    s.load_group(
+        2,
+        vec![key(2, 10, KeyStatus::Active), key(2, 11, KeyStatus::Active)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.record_failure(2, 10, 2).await.unwrap(),
+        FailureOutcome {
+            failure_count: 1,
+            blacklisted: false,
+            invalid: false
+        }
+    );
+    assert_eq!(
+        s.record_failure(2, 10, 2).await.unwrap(),
+        FailureOutcome {
+            failure_count: 2,
+            blacklisted: true,
+            invalid: true
+        }
+    );
+    assert_eq!(
+        s.record_failure(2, 10, 2).await.unwrap(),
+        FailureOutcome {
+            failure_count: 2,
+            blacklisted: false,
+            invalid: true
+        }
+    );
+    for _ in 0..6 {
+        assert_eq!(pick(s, 2).await, Some(11));
+    }
+    s.set_status(2, &[10], KeyStatus::Active).await.unwrap();
+    let mut got: Vec<i64> = Vec::new();
+    for _ in 0..4 {
+        got.push(pick(s, 2).await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, [10, 10, 11, 11]);
+    // Success resets consecutive failures.
+    s.record_failure(2, 11, 5).await.unwrap();
+    assert!(s.record_success(2, 11).await.unwrap());
+    assert!(!s.record_success(2, 11).await.unwrap());
+    assert_eq!(s.record_failure(2, 11, 5).await.unwrap().failure_count, 1);
+}
+
+async fn cool_down<S: KeyStore>(s: &S) {
+    s.load_group(
+        3,
+        vec![key(3, 20, KeyStatus::Active), key(3, 21, KeyStatus::Active)],
+    )
+    .await
+    .unwrap();
+    s.cool_down(3, 20, Duration::from_secs(30)).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(pick(s, 3).await, Some(21));
+    }
+    s.cool_down(3, 21, Duration::from_millis(300))
+        .await
+        .unwrap();
+    match s.select(3).await.unwrap() {
+        Selection::AllCooling { retry_after } => {
+            assert!(retry_after <= Duration::from_millis(300), "{retry_after:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.counts(3).await.unwrap().cooling, 2);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(pick(s, 3).await, Some(21));
+}
+
+async fn membership<S: KeyStore>(s: &S) {
+    assert!(matches!(
+        s.select(4).await.unwrap(),
+        Selection::NoActiveKeys
+    ));
+    s.add_keys(4, vec![key(4, 30, KeyStatus::Active)])
+        .await
+        .unwrap();
+    s.add_keys(4, vec![key(4, 31, KeyStatus::Invalid)])
+        .await
+        .unwrap();
+    assert_eq!(pick(s, 4).await, Some(30));
+    s.remove_keys(4, &[30]).await.unwrap();
+    assert!(matches!(
+        s.select(4).await.unwrap(),
+        Selection::NoActiveKeys
+    ));
+    assert_eq!(
+        s.counts(4).await.unwrap(),
+        PoolCounts {
+            active: 0,
+            invalid: 1,
+            cooling: 0
+        }
+    );
+    s.remove_group(4).await.unwrap();
+    assert_eq!(s.counts(4).await.unwrap(), PoolCounts::default());
+    // Reloading keeps what the pool learned about keys it already has, and drops the rest.
+    s.load_group(
+        5,
+        vec![key(5, 40, KeyStatus::Active), key(5, 41, KeyStatus::Active)],
+    )
+    .await
+    .unwrap();
+    s.record_failure(5, 40, 1).await.unwrap();
+    s.load_group(
+        5,
+        vec![key(5, 40, KeyStatus::Active), key(5, 42, KeyStatus::Active)],
+    )
+    .await
+    .unwrap();
+    let mut got: Vec<i64> = Vec::new();
+    for _ in 0..4 {
+        got.push(pick(s, 5).await.unwrap());
+    }
+    assert_eq!(got, [42, 42, 42, 42], "40 stays blacklisted, 41 is gone");
+}
+
+async fn exact_concurrent_counting<S: KeyStore>(s: Arc<S>) {
+    s.load_group(6, vec![key(6, 50, KeyStatus::Active)])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut blacklisted = 0;
+            for _ in 0..100 {
+                if s.record_failure(6, 50, 1000).await.unwrap().blacklisted {
+                    blacklisted += 1;
+                }
+            }
+            blacklisted
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 1, "blacklisted exactly once");
+    assert_eq!(
+        s.record_failure(6, 50, 1000).await.unwrap(),
+        FailureOutcome {
+            failure_count: 1000,
+            blacklisted: false,
+            invalid: true
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_contract() {
+    let s = Arc::new(MemoryKeyStore::new());
+    rotation(s.as_ref()).await;
+    blacklist_and_restore(s.as_ref()).await;
+    cool_down(s.as_ref()).await;
+    membership(s.as_ref()).await;
+    exact_concurrent_counting(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_contract() {
+    let s = Arc::new(redis_store().await);
+    rotation(s.as_ref()).await;
+    blacklist_and_restore(s.as_ref()).await;
+    cool_down(s.as_ref()).await;
+    membership(s.as_ref()).await;
+    exact_concurrent_counting(s.clone()).await;
+    for g in 1..=6 {
+        s.remove_group(g).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_selection_decrypts_stored_values() {
+    let cipher = Arc::new(KeyCipher::new(Some("secret-pass")));
+    let client = connect(REDIS).await.unwrap();
+    let s = RedisKeyStore::new(
+        client,
+        RedisKeys::new(&format!("test-{}", uuid::Uuid::new_v4().simple())),
+        cipher.clone(),
+    );
+    let stored = cipher.encrypt("sk-real");
+    let mut k = key(9, 1, KeyStatus::Active);
+    k.material = Arc::new(KeyMaterial {
+        id: 1,
+        group_id: 9,
+        value: String::new(),
+        stored: stored.clone(),
+        hash: cipher.hash("sk-real"),
+    });
+    s.load_group(9, vec![k]).await.unwrap();
+    match s.select(9).await.unwrap() {
+        Selection::Key(sel) => {
+            assert_eq!(sel.key.value, "sk-real");
+            assert_eq!(sel.key.stored, stored);
+        }
+        other => panic!("{other:?}"),
+    }
+    s.remove_group(9).await.unwrap();
+}

@@ -1,0 +1,178 @@
+//! An OTLP/gRPC receiver (the trace and metrics services an OpenTelemetry collector exposes) that
+//! keeps what it is sent, for tests and the `otlp-sink` benchmark helper.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use parking_lot::Mutex;
+
+pub use opentelemetry_proto::tonic as proto;
+
+#[derive(Default)]
+struct Received {
+    traces: Vec<ExportTraceServiceRequest>,
+    metrics: Vec<ExportMetricsServiceRequest>,
+    span_count: u64,
+    keep: bool,
+}
+
+/// The receiver; clones share what was received.
+#[derive(Clone, Default)]
+pub struct Receiver(Arc<Mutex<Received>>);
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receiver")
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let req = req.into_inner();
+        let n: usize = req
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        let mut r = self.0.lock();
+        r.span_count += n as u64;
+        if r.keep {
+            r.traces.push(req);
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut r = self.0.lock();
+        if r.keep {
+            r.metrics.push(req.into_inner());
+        } else {
+            r.metrics = vec![req.into_inner()];
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+impl Receiver {
+    /// Serves on `listener`; `keep` retains every export (tests), otherwise only counts spans and
+    /// keeps the latest metrics (benchmarks).
+    pub fn serve(listener: tokio::net::TcpListener, keep: bool) -> Receiver {
+        let recv = Receiver::default();
+        recv.0.lock().keep = keep;
+        let svc = recv.clone();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(svc.clone()))
+                .add_service(MetricsServiceServer::new(svc))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+        });
+        recv
+    }
+
+    /// Spans received so far.
+    pub fn span_count(&self) -> u64 {
+        self.0.lock().span_count
+    }
+
+    /// Every span kept.
+    pub fn spans(&self) -> Vec<Span> {
+        let r = self.0.lock();
+        r.traces
+            .iter()
+            .flat_map(|t| &t.resource_spans)
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| ss.spans.clone())
+            .collect()
+    }
+
+    /// `service.name` of every resource that exported.
+    pub fn service_names(&self) -> Vec<String> {
+        let r = self.0.lock();
+        let traces = r
+            .traces
+            .iter()
+            .flat_map(|t| &t.resource_spans)
+            .filter_map(|rs| rs.resource.as_ref());
+        let metrics = r
+            .metrics
+            .iter()
+            .flat_map(|m| &m.resource_metrics)
+            .filter_map(|rm| rm.resource.as_ref());
+        traces
+            .chain(metrics)
+            .filter_map(|res| attr(&res.attributes, "service.name"))
+            .collect()
+    }
+
+    /// Every metric of the latest export.
+    pub fn latest_metrics(&self) -> Vec<Metric> {
+        let r = self.0.lock();
+        r.metrics
+            .last()
+            .map(|m| {
+                m.resource_metrics
+                    .iter()
+                    .flat_map(|rm| &rm.scope_metrics)
+                    .flat_map(|sm| sm.metrics.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Everything kept, as debug text (to search for secrets).
+    pub fn dump(&self) -> String {
+        let r = self.0.lock();
+        format!("{:?}{:?}", r.traces, r.metrics)
+    }
+}
+
+/// An attribute value as text.
+pub fn value_str(v: &AnyValue) -> String {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The attribute `key`, as text.
+pub fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(value_str)
+}
+
+/// Lower-case hex of an id.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

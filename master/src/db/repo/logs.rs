@@ -1,0 +1,443 @@
+//! `request_logs`, and the batch write that also updates hourly stats and key usage.
+
+use chrono::{DateTime, Utc};
+use gpt_load_common::log_record::{RequestLogRecord, RequestType};
+use sqlx::FromRow;
+
+use super::{DbI64, DbTime};
+use crate::db::types::DbBool;
+use crate::db::{Backend, Db, DbResult};
+use crate::with_pool;
+
+const COLUMNS: &str = "id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, model, \
+    is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, upstream_addr, is_stream, request_body";
+
+/// Rows per INSERT statement (20 binds each).
+const INSERT_CHUNK: usize = 200;
+
+#[derive(Debug, Clone, FromRow)]
+struct LogRow {
+    id: String,
+    timestamp: DbTime,
+    group_id: DbI64,
+    group_name: Option<String>,
+    parent_group_id: Option<DbI64>,
+    parent_group_name: Option<String>,
+    key_value: Option<String>,
+    key_hash: Option<String>,
+    model: Option<String>,
+    is_success: DbBool,
+    source_ip: Option<String>,
+    status_code: DbI64,
+    request_path: Option<String>,
+    duration: DbI64,
+    error_message: Option<String>,
+    user_agent: Option<String>,
+    request_type: Option<String>,
+    upstream_addr: Option<String>,
+    is_stream: DbBool,
+    request_body: Option<String>,
+}
+
+impl From<LogRow> for RequestLogRecord {
+    fn from(r: LogRow) -> Self {
+        Self {
+            id: r.id,
+            timestamp: r.timestamp.0,
+            group_id: r.group_id.0,
+            group_name: r.group_name.unwrap_or_default(),
+            parent_group_id: r.parent_group_id.map(|v| v.0).filter(|v| *v != 0),
+            parent_group_name: r.parent_group_name.unwrap_or_default(),
+            key_value: r.key_value.unwrap_or_default(),
+            key_hash: r.key_hash.unwrap_or_default(),
+            model: r.model.unwrap_or_default(),
+            is_success: r.is_success.0,
+            source_ip: r.source_ip.unwrap_or_default(),
+            status_code: r.status_code.0,
+            request_path: r.request_path.unwrap_or_default(),
+            duration_ms: r.duration.0,
+            error_message: r.error_message.unwrap_or_default(),
+            user_agent: r.user_agent.unwrap_or_default(),
+            request_type: if r.request_type.as_deref() == Some("retry") {
+                RequestType::Retry
+            } else {
+                RequestType::Final
+            },
+            upstream_addr: r.upstream_addr.unwrap_or_default(),
+            is_stream: r.is_stream.0,
+            request_body: r.request_body.unwrap_or_default(),
+        }
+    }
+}
+
+/// The filters of `GET /api/logs` and its export (spec §9.3).
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub parent_group_name: Option<String>,
+    pub group_name: Option<String>,
+    pub key_hash: Option<String>,
+    pub model: Option<String>,
+    pub is_success: Option<bool>,
+    pub request_type: Option<String>,
+    pub status_code: Option<i64>,
+    pub source_ip: Option<String>,
+    pub error_contains: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+enum Arg {
+    S(String),
+    I(i64),
+    B(bool),
+    T(DbTime),
+}
+
+fn like(s: &str) -> String {
+    format!("%{s}%")
+}
+
+fn where_clause(f: &LogFilter) -> (String, Vec<Arg>) {
+    let mut w = vec!["1 = 1".to_owned()];
+    let mut a = Vec::new();
+    if let Some(v) = &f.parent_group_name {
+        w.push("parent_group_name LIKE ?".into());
+        a.push(Arg::S(like(v)));
+    }
+    if let Some(v) = &f.group_name {
+        w.push("group_name LIKE ?".into());
+        a.push(Arg::S(like(v)));
+    }
+    if let Some(v) = &f.key_hash {
+        w.push("key_hash = ?".into());
+        a.push(Arg::S(v.clone()));
+    }
+    if let Some(v) = &f.model {
+        w.push("model LIKE ?".into());
+        a.push(Arg::S(like(v)));
+    }
+    if let Some(v) = f.is_success {
+        w.push("is_success = ?".into());
+        a.push(Arg::B(v));
+    }
+    if let Some(v) = &f.request_type {
+        w.push("request_type = ?".into());
+        a.push(Arg::S(v.clone()));
+    }
+    if let Some(v) = f.status_code {
+        w.push("status_code = ?".into());
+        a.push(Arg::I(v));
+    }
+    if let Some(v) = &f.source_ip {
+        w.push("source_ip = ?".into());
+        a.push(Arg::S(v.clone()));
+    }
+    if let Some(v) = &f.error_contains {
+        w.push("error_message LIKE ?".into());
+        a.push(Arg::S(like(v)));
+    }
+    if let Some(v) = f.start_time {
+        w.push("`timestamp` >= ?".into());
+        a.push(Arg::T(DbTime(v)));
+    }
+    if let Some(v) = f.end_time {
+        w.push("`timestamp` <= ?".into());
+        a.push(Arg::T(DbTime(v)));
+    }
+    (w.join(" AND "), a)
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::S(s) => q.bind(s.clone()),
+                Arg::I(i) => q.bind(DbI64(*i)),
+                Arg::B(b) => q.bind(*b),
+                Arg::T(t) => q.bind(*t),
+            };
+        }
+        q
+    }};
+}
+
+/// One page of logs, newest first, and the total.
+pub async fn list(
+    db: &Db,
+    f: &LogFilter,
+    limit: i64,
+    offset: i64,
+) -> DbResult<(Vec<RequestLogRecord>, i64)> {
+    let (w, args) = where_clause(f);
+    let count_sql = format!("SELECT COUNT(*) FROM request_logs WHERE {w}");
+    let count_sql = db.sql(&count_sql);
+    let list_sql = format!(
+        "SELECT {COLUMNS} FROM request_logs WHERE {w} ORDER BY `timestamp` DESC LIMIT ? OFFSET ?"
+    );
+    let list_sql = db.sql(&list_sql);
+    let total: DbI64 =
+        with_pool!(db, p => bind_args!(sqlx::query_scalar(&count_sql), &args).fetch_one(p).await)?;
+    let rows = with_pool!(db, p => bind_args!(sqlx::query_as::<_, LogRow>(&list_sql), &args)
+        .bind(DbI64(limit))
+        .bind(DbI64(offset))
+        .fetch_all(p)
+        .await)?;
+    Ok((rows.into_iter().map(Into::into).collect(), total.0))
+}
+
+/// The latest `(key_value, group_name, status_code)` per distinct key hash matching the filter.
+pub async fn export_keys(db: &Db, f: &LogFilter) -> DbResult<Vec<(String, String, i64)>> {
+    let (w, args) = where_clause(f);
+    let sql = format!(
+        "SELECT key_value, group_name, status_code FROM (\
+           SELECT key_value, key_hash, group_name, status_code, \
+                  ROW_NUMBER() OVER (PARTITION BY key_hash ORDER BY `timestamp` DESC) AS rn \
+           FROM request_logs WHERE {w} AND key_hash IS NOT NULL AND key_hash <> ''\
+         ) ranked WHERE rn = 1 ORDER BY key_hash"
+    );
+    let sql = db.sql(&sql);
+    let rows: Vec<(Option<String>, Option<String>, DbI64)> =
+        with_pool!(db, p => bind_args!(sqlx::query_as(&sql), &args).fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, g, s)| (k.unwrap_or_default(), g.unwrap_or_default(), s.0))
+        .collect())
+}
+
+/// Counts `final` logs with `from <= timestamp < to`.
+pub async fn count_final_between(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> DbResult<i64> {
+    let sql = db.sql("SELECT COUNT(*) FROM request_logs WHERE request_type = 'final' AND `timestamp` >= ? AND `timestamp` < ?");
+    let n: DbI64 = with_pool!(db, p => sqlx::query_scalar(&sql).bind(DbTime(from)).bind(DbTime(to)).fetch_one(p).await)?;
+    Ok(n.0)
+}
+
+/// Deletes logs older than `before`, in batches; returns how many went.
+pub async fn delete_before(db: &Db, before: DateTime<Utc>) -> DbResult<u64> {
+    let sql = match db.backend() {
+        Backend::MySql => "DELETE FROM request_logs WHERE `timestamp` < ? LIMIT 5000",
+        _ => {
+            "DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs WHERE `timestamp` < ? LIMIT 5000)"
+        }
+    };
+    let sql = db.sql(sql);
+    let mut total = 0;
+    loop {
+        let n = with_pool!(db, p => sqlx::query(&sql).bind(DbTime(before)).execute(p).await.map(|r| r.rows_affected()))?;
+        total += n;
+        if n < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Hour bucket of a log (GPT-Load: `Timestamp.Truncate(time.Hour)` on the absolute time).
+pub fn hour_bucket(t: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = t.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).unwrap_or(t)
+}
+
+/// What one flush writes besides the logs.
+#[derive(Debug, Default, Clone)]
+pub struct BatchSideEffects {
+    /// `(hour, group_id, success, failure)`.
+    pub hourly: Vec<(DateTime<Utc>, i64, i64, i64)>,
+    /// `(group_id, key_hash, successful requests, last used)`.
+    pub usage: Vec<(i64, String, i64, DateTime<Utc>)>,
+}
+
+/// Derives hourly counts (final attempts only, also credited to the parent aggregate) and key usage
+/// (successful attempts) from a batch of logs.
+pub fn side_effects(logs: &[RequestLogRecord]) -> BatchSideEffects {
+    use std::collections::BTreeMap;
+    let mut hourly: BTreeMap<(DateTime<Utc>, i64), (i64, i64)> = BTreeMap::new();
+    let mut usage: BTreeMap<(i64, String), (i64, DateTime<Utc>)> = BTreeMap::new();
+    for l in logs {
+        if l.request_type == RequestType::Final {
+            let h = hour_bucket(l.timestamp);
+            let mut credit = |g: i64| {
+                let e = hourly.entry((h, g)).or_default();
+                if l.is_success {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            };
+            credit(l.group_id);
+            if let Some(p) = l.parent_group_id.filter(|p| *p > 0) {
+                credit(p);
+            }
+        }
+        if l.is_success && !l.key_hash.is_empty() {
+            let e = usage
+                .entry((l.group_id, l.key_hash.clone()))
+                .or_insert((0, l.timestamp));
+            e.0 += 1;
+            e.1 = e.1.max(l.timestamp);
+        }
+    }
+    BatchSideEffects {
+        hourly: hourly
+            .into_iter()
+            .map(|((h, g), (s, f))| (h, g, s, f))
+            .collect(),
+        usage: usage
+            .into_iter()
+            .map(|((g, k), (n, t))| (g, k, n, t))
+            .collect(),
+    }
+}
+
+/// Writes a batch of logs with their hourly stats and key usage in one transaction. Log ids are
+/// UUIDs, so a batch replayed after a crash is skipped row by row instead of failing.
+pub async fn write_batch(db: &Db, logs: &[RequestLogRecord]) -> DbResult<()> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    let fx = side_effects(logs);
+    let insert_prefix = match db.backend() {
+        Backend::MySql => "INSERT IGNORE INTO request_logs",
+        _ => "INSERT INTO request_logs",
+    };
+    let conflict = match db.backend() {
+        Backend::MySql => "",
+        _ => " ON CONFLICT (id) DO NOTHING",
+    };
+    let hourly_sql = db.sql(match db.backend() {
+        Backend::MySql => "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+            ON DUPLICATE KEY UPDATE failure_count = group_hourly_stats.failure_count + VALUES(failure_count), success_count = group_hourly_stats.success_count + VALUES(success_count), updated_at = VALUES(updated_at)",
+        _ => "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+            ON CONFLICT (`time`, group_id) DO UPDATE SET failure_count = group_hourly_stats.failure_count + excluded.failure_count, success_count = group_hourly_stats.success_count + excluded.success_count, updated_at = excluded.updated_at",
+    });
+    let usage_sql = db.sql(
+        "UPDATE api_keys SET request_count = request_count + ?, \
+         last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
+         WHERE group_id = ? AND key_hash = ?",
+    );
+    let now = DbTime::now();
+    with_pool!(db, p => {
+        let mut tx = p.begin().await?;
+        for chunk in logs.chunks(INSERT_CHUNK) {
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
+            let sql = format!("{insert_prefix} ({COLUMNS}) VALUES {rows}{conflict}");
+            let sql = db.sql(&sql);
+            let mut q = sqlx::query(&sql);
+            for l in chunk {
+                q = q
+                    .bind(&l.id)
+                    .bind(DbTime(l.timestamp))
+                    .bind(DbI64(l.group_id))
+                    .bind(&l.group_name)
+                    .bind(DbI64(l.parent_group_id.unwrap_or(0)))
+                    .bind(&l.parent_group_name)
+                    .bind(&l.key_value)
+                    .bind(&l.key_hash)
+                    .bind(&l.model)
+                    .bind(l.is_success)
+                    .bind(&l.source_ip)
+                    .bind(DbI64(l.status_code))
+                    .bind(&l.request_path)
+                    .bind(DbI64(l.duration_ms))
+                    .bind(&l.error_message)
+                    .bind(&l.user_agent)
+                    .bind(l.request_type.as_str())
+                    .bind(&l.upstream_addr)
+                    .bind(l.is_stream)
+                    .bind(&l.request_body);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (hour, group, s, f) in &fx.hourly {
+            sqlx::query(&hourly_sql)
+                .bind(DbTime(*hour))
+                .bind(DbI64(*group))
+                .bind(DbI64(*s))
+                .bind(DbI64(*f))
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (group, hash, n, last) in &fx.usage {
+            sqlx::query(&usage_sql)
+                .bind(DbI64(*n))
+                .bind(DbTime(*last))
+                .bind(DbTime(*last))
+                .bind(DbI64(*group))
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn log(
+        group: i64,
+        parent: Option<i64>,
+        ok: bool,
+        kind: RequestType,
+        hash: &str,
+        min: u32,
+    ) -> RequestLogRecord {
+        RequestLogRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: Utc.with_ymd_and_hms(2025, 1, 1, 10, min, 0).unwrap(),
+            group_id: group,
+            group_name: "g".into(),
+            parent_group_id: parent,
+            parent_group_name: String::new(),
+            key_value: String::new(),
+            key_hash: hash.into(),
+            model: String::new(),
+            is_success: ok,
+            source_ip: String::new(),
+            status_code: if ok { 200 } else { 500 },
+            request_path: String::new(),
+            duration_ms: 1,
+            error_message: String::new(),
+            user_agent: String::new(),
+            request_type: kind,
+            upstream_addr: String::new(),
+            is_stream: false,
+            request_body: String::new(),
+        }
+    }
+
+    #[test]
+    fn side_effects_count_final_attempts_and_successful_usage() {
+        let logs = vec![
+            log(1, None, true, RequestType::Final, "a", 1),
+            log(1, None, false, RequestType::Retry, "b", 2),
+            log(1, Some(9), true, RequestType::Final, "a", 3),
+            log(1, None, false, RequestType::Final, "b", 4),
+        ];
+        let fx = side_effects(&logs);
+        let hour = Utc.with_ymd_and_hms(2025, 1, 1, 10, 0, 0).unwrap();
+        assert_eq!(fx.hourly, vec![(hour, 1, 2, 1), (hour, 9, 1, 0)]);
+        assert_eq!(
+            fx.usage,
+            vec![(
+                1,
+                "a".to_string(),
+                2,
+                Utc.with_ymd_and_hms(2025, 1, 1, 10, 3, 0).unwrap()
+            )]
+        );
+    }
+
+    #[test]
+    fn hour_buckets_truncate_absolute_time() {
+        let t = Utc.with_ymd_and_hms(2025, 1, 1, 10, 59, 59).unwrap();
+        assert_eq!(
+            hour_bucket(t),
+            Utc.with_ymd_and_hms(2025, 1, 1, 10, 0, 0).unwrap()
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The ops service behind `gpt-load ctl`.
+
+use gpt_load_proto::ops::v1::ops_server::Ops;
+use gpt_load_proto::ops::v1::{
+    ClusterStatusRequest, ClusterStatusResponse, GroupInfo, ImportKeysRequest, ImportKeysResponse,
+    ListGroupsRequest, ListGroupsResponse, ValidateGroupRequest, ValidateGroupResponse, WorkerInfo,
+};
+use tonic::{Request, Response, Status};
+
+use crate::db::repo::{groups, keys};
+use crate::service::{keys as key_svc, validation};
+use crate::state::AppState;
+
+pub struct OpsService {
+    state: AppState,
+}
+
+impl OpsService {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    async fn group_by_name(&self, name: &str) -> Result<groups::GroupRecord, Status> {
+        let all = groups::list(&self.state.db)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        all.into_iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| Status::not_found(format!("no group named {name:?}")))
+    }
+}
+
+#[tonic::async_trait]
+impl Ops for OpsService {
+    async fn cluster_status(
+        &self,
+        _: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let workers = self
+            .state
+            .workers
+            .list()
+            .into_iter()
+            .map(|w| WorkerInfo {
+                worker_id: w.status.worker_id,
+                hostname: w.status.hostname,
+                listen_addr: w.status.listen_addr,
+                snapshot_version: w.status.snapshot_version,
+                last_seen_seconds_ago: w.last_seen.elapsed().as_secs(),
+                connected: w.streams > 0,
+                in_flight: w.status.in_flight,
+                records_dropped: w.status.records_dropped,
+                version: w.status.version,
+            })
+            .collect();
+        Ok(Response::new(ClusterStatusResponse {
+            snapshot_version: self.state.publisher.current().version,
+            master_id: self.state.instance_id.clone(),
+            holds_job_lease: self.state.is_leader(),
+            database: self.state.db.backend_name().to_owned(),
+            workers,
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        _: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
+        let all = groups::list(&self.state.db)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let counts = keys::counts_by_group(&self.state.db)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let groups = all
+            .into_iter()
+            .map(|g| {
+                let (t, a) = counts
+                    .iter()
+                    .find(|(id, _, _)| *id == g.id)
+                    .map_or((0, 0), |(_, t, a)| (*t, *a));
+                GroupInfo {
+                    id: g.id,
+                    name: g.name,
+                    channel_type: g.channel_type,
+                    group_type: g.group_type,
+                    total_keys: t,
+                    active_keys: a,
+                    invalid_keys: t - a,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListGroupsResponse { groups }))
+    }
+
+    async fn import_keys(
+        &self,
+        request: Request<ImportKeysRequest>,
+    ) -> Result<Response<ImportKeysResponse>, Status> {
+        let req = request.into_inner();
+        let g = self.group_by_name(&req.group_name).await?;
+        if g.group_type == "aggregate" {
+            return Err(Status::invalid_argument(
+                "aggregate groups hold no keys of their own",
+            ));
+        }
+        let parsed = key_svc::parse_keys(&req.keys_text);
+        if parsed.is_empty() {
+            return Err(Status::invalid_argument(
+                "no valid keys found in the input text",
+            ));
+        }
+        let r = key_svc::add(&self.state, g.id, &parsed, |_| {})
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ImportKeysResponse {
+            added_count: r.added_count as i64,
+            ignored_count: r.ignored_count as i64,
+            total_in_group: r.total_in_group,
+        }))
+    }
+
+    async fn validate_group(
+        &self,
+        request: Request<ValidateGroupRequest>,
+    ) -> Result<Response<ValidateGroupResponse>, Status> {
+        let req = request.into_inner();
+        let g = self.group_by_name(&req.group_name).await?;
+        let status = match req.status.as_str() {
+            "" => None,
+            s @ ("active" | "invalid") => Some(s),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "status must be empty, active or invalid, not {other:?}"
+                )));
+            }
+        };
+        let rt = self
+            .state
+            .worker
+            .runtime()
+            .group_by_id(g.id)
+            .cloned()
+            .ok_or_else(|| Status::not_found("group not loaded"))?;
+        let s = validation::validate_group(&self.state, rt, status, |_| {})
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ValidateGroupResponse {
+            total_keys: s.total_keys as i64,
+            valid_keys: s.valid_keys as i64,
+            invalid_keys: s.invalid_keys as i64,
+        }))
+    }
+}

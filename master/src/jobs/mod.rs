@@ -1,0 +1,9 @@
+//! Master-only background jobs, each driven by a `CancellationToken` and tracked so shutdown waits
+//! for them: the record writer (request logs, hourly stats, key usage, key status), log retention,
+//! and the key validator.
+
+pub mod lease;
+pub mod record_writer;
+pub mod retention;
+pub mod stream_flusher;
+pub mod validator;

@@ -1,0 +1,281 @@
+//! Key pool management: parsing, adding, deleting, restoring, clearing, exporting; keeping the
+//! database and the live key store in step.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use gpt_load_common::crypto::KeyCipher;
+use gpt_load_common::keystore::{KeyMaterial, KeyStore, PoolKey};
+use gpt_load_common::model::KeyStatus;
+use serde::Serialize;
+
+use crate::db::repo::keys::{self, KeyRecord};
+use crate::db::{Db, DbError, DbResult};
+use crate::state::AppState;
+
+/// Largest number of keys the synchronous endpoints accept.
+pub const MAX_SYNC_KEYS: usize = 5000;
+
+/// Keys from user text: a JSON array of strings, or tokens separated by whitespace, `,` or `;`.
+/// Empty entries and duplicates are dropped, order kept.
+pub fn parse_keys(text: &str) -> Vec<String> {
+    let trimmed = text.trim();
+    let raw: Vec<String> = if trimmed.starts_with('[') {
+        match serde_json::from_str::<Vec<String>>(trimmed) {
+            Ok(v) if !v.is_empty() => v,
+            _ => split_tokens(trimmed),
+        }
+    } else {
+        split_tokens(trimmed)
+    };
+    let mut seen = HashSet::new();
+    raw.into_iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty() && seen.insert(k.clone()))
+        .collect()
+}
+
+fn split_tokens(s: &str) -> Vec<String> {
+    s.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The live-store form of a stored key.
+pub fn material(
+    cipher: &KeyCipher,
+    id: i64,
+    group_id: i64,
+    stored: &str,
+    hash: &str,
+) -> Arc<KeyMaterial> {
+    Arc::new(KeyMaterial {
+        id,
+        group_id,
+        value: cipher.decrypt_or_raw(stored),
+        stored: stored.to_owned(),
+        hash: hash.to_owned(),
+    })
+}
+
+fn pool_key(cipher: &KeyCipher, k: &KeyRecord) -> PoolKey {
+    PoolKey {
+        material: material(cipher, k.id, k.group_id, &k.key_value, &k.key_hash),
+        status: KeyStatus::parse(&k.status).unwrap_or(KeyStatus::Active),
+        failure_count: u32::try_from(k.failure_count.max(0)).unwrap_or(u32::MAX),
+    }
+}
+
+/// Loads every key of the database into the store (boot), 10 000 rows at a time.
+pub async fn load_all(db: &Db, cipher: &KeyCipher, store: &impl KeyStore) -> DbResult<usize> {
+    let mut by_group: std::collections::BTreeMap<i64, Vec<PoolKey>> = Default::default();
+    let mut after = 0;
+    let mut n = 0;
+    loop {
+        let page = keys::page_after(db, None, None, after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for k in &page {
+            by_group
+                .entry(k.group_id)
+                .or_default()
+                .push(pool_key(cipher, k));
+            n += 1;
+        }
+    }
+    for (g, ks) in by_group {
+        store
+            .load_group(g, ks)
+            .await
+            .map_err(|e| DbError::Other(sqlx::Error::Protocol(e.to_string())))?;
+    }
+    Ok(n)
+}
+
+/// Reloads one group's pool from the database.
+pub async fn reload_group(state: &AppState, group_id: i64) -> DbResult<()> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = keys::page_after(&state.db, Some(group_id), None, after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        all.extend(page.iter().map(|k| pool_key(&state.cipher, k)));
+    }
+    store_result(state.store.load_group(group_id, all).await)
+}
+
+fn store_result<T>(r: Result<T, gpt_load_common::keystore::KeyStoreError>) -> DbResult<T> {
+    r.map_err(|e| DbError::Other(sqlx::Error::Protocol(e.to_string())))
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct AddResult {
+    pub added_count: usize,
+    pub ignored_count: usize,
+    pub total_in_group: i64,
+}
+
+/// Adds keys (already parsed and de-duplicated) in chunks of 500, calling `progress` after each.
+pub async fn add(
+    state: &AppState,
+    group_id: i64,
+    input: &[String],
+    mut progress: impl FnMut(usize),
+) -> DbResult<AddResult> {
+    let _w = state.key_writes.lock().await;
+    let mut added = 0;
+    let mut done = 0;
+    for chunk in input.chunks(keys::CHUNK) {
+        let hashes: Vec<String> = chunk.iter().map(|k| state.cipher.hash(k)).collect();
+        let existing = keys::existing_hashes(&state.db, group_id, &hashes).await?;
+        let new: Vec<(String, String)> = chunk
+            .iter()
+            .zip(hashes)
+            .filter(|(_, h)| !existing.contains(h))
+            .map(|(k, h)| (state.cipher.encrypt(k), h))
+            .collect();
+        if !new.is_empty() {
+            let stored_by_hash: std::collections::HashMap<&str, &str> =
+                new.iter().map(|(v, h)| (h.as_str(), v.as_str())).collect();
+            let inserted = keys::insert(&state.db, group_id, &new).await?;
+            let pool: Vec<PoolKey> = inserted
+                .iter()
+                .filter_map(|(id, h)| {
+                    stored_by_hash.get(h.as_str()).map(|stored| PoolKey {
+                        material: material(&state.cipher, *id, group_id, stored, h),
+                        status: KeyStatus::Active,
+                        failure_count: 0,
+                    })
+                })
+                .collect();
+            added += new.len();
+            store_result(state.store.add_keys(group_id, pool).await)?;
+        }
+        done += chunk.len();
+        progress(done);
+    }
+    let (total, _, _) = keys::counts(&state.db, Some(group_id)).await?;
+    Ok(AddResult {
+        added_count: added,
+        ignored_count: input.len() - added,
+        total_in_group: total,
+    })
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct DeleteResult {
+    pub deleted_count: usize,
+    pub ignored_count: usize,
+    pub total_in_group: i64,
+}
+
+/// Deletes the listed keys of a group.
+pub async fn delete(
+    state: &AppState,
+    group_id: i64,
+    input: &[String],
+    mut progress: impl FnMut(usize),
+) -> DbResult<DeleteResult> {
+    let _w = state.key_writes.lock().await;
+    let mut deleted = 0;
+    let mut done = 0;
+    for chunk in input.chunks(keys::CHUNK) {
+        let hashes: Vec<String> = chunk.iter().map(|k| state.cipher.hash(k)).collect();
+        let found = keys::find_by_hashes(&state.db, group_id, &hashes).await?;
+        let ids: Vec<i64> = found.iter().map(|(id, _, _)| *id).collect();
+        if !ids.is_empty() {
+            keys::delete_ids(&state.db, &ids).await?;
+            store_result(state.store.remove_keys(group_id, &ids).await)?;
+            let distinct: HashSet<&str> = found.iter().map(|(_, h, _)| h.as_str()).collect();
+            deleted += distinct.len();
+        }
+        done += chunk.len();
+        progress(done);
+    }
+    let (total, _, _) = keys::counts(&state.db, Some(group_id)).await?;
+    Ok(DeleteResult {
+        deleted_count: deleted,
+        ignored_count: input.len() - deleted,
+        total_in_group: total,
+    })
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct RestoreResult {
+    pub restored_count: usize,
+    pub ignored_count: usize,
+    pub total_in_group: i64,
+}
+
+/// Restores the listed keys that are invalid.
+pub async fn restore(state: &AppState, group_id: i64, input: &[String]) -> DbResult<RestoreResult> {
+    let mut restored = 0;
+    for chunk in input.chunks(keys::CHUNK) {
+        let hashes: Vec<String> = chunk.iter().map(|k| state.cipher.hash(k)).collect();
+        let ids: Vec<i64> = keys::find_by_hashes(&state.db, group_id, &hashes)
+            .await?
+            .into_iter()
+            .filter(|(_, _, s)| s == "invalid")
+            .map(|(id, _, _)| id)
+            .collect();
+        restored += set_status(state, group_id, &ids, KeyStatus::Active).await?;
+    }
+    let (total, _, _) = keys::counts(&state.db, Some(group_id)).await?;
+    Ok(RestoreResult {
+        restored_count: restored,
+        ignored_count: input.len().saturating_sub(restored),
+        total_in_group: total,
+    })
+}
+
+/// Sets keys' status in the database and the store; returns how many rows changed.
+pub async fn set_status(
+    state: &AppState,
+    group_id: i64,
+    ids: &[i64],
+    status: KeyStatus,
+) -> DbResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let n = keys::set_status(&state.db, ids, status.as_str()).await?;
+    store_result(state.store.set_status(group_id, ids, status).await)?;
+    if status == KeyStatus::Active
+        && let Some(g) = state.worker.runtime().group_by_id(group_id)
+    {
+        g.metrics
+            .key_event(gpt_load_common::metrics::KeyEventKind::Restored, n);
+    }
+    Ok(n as usize)
+}
+
+/// Restores every invalid key of a group.
+pub async fn restore_all_invalid(state: &AppState, group_id: i64) -> DbResult<usize> {
+    let ids = keys::ids(&state.db, group_id, Some("invalid")).await?;
+    set_status(state, group_id, &ids, KeyStatus::Active).await
+}
+
+/// Deletes a group's keys with `status` (all when `None`).
+pub async fn clear(state: &AppState, group_id: i64, status: Option<&str>) -> DbResult<usize> {
+    let _w = state.key_writes.lock().await;
+    let ids = keys::ids(&state.db, group_id, status).await?;
+    let n = keys::delete_ids(&state.db, &ids).await?;
+    store_result(state.store.remove_keys(group_id, &ids).await)?;
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_json_arrays_and_any_separator() {
+        assert_eq!(parse_keys(r#"["a","b"," a ",""]"#), ["a", "b"]);
+        assert_eq!(parse_keys("a, b;c\n d\t\te ,,;"), ["a", "b", "c", "d", "e"]);
+        assert_eq!(parse_keys("[not json"), ["[not", "json"]);
+        assert!(parse_keys("  \n ").is_empty());
+        assert_eq!(parse_keys("x x y"), ["x", "y"]);
+    }
+}

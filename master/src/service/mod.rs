@@ -1,0 +1,7 @@
+//! Business rules of the admin API: groups, keys, settings, tasks, validation.
+
+pub mod groups;
+pub mod keys;
+pub mod settings;
+pub mod tasks;
+pub mod validation;

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Benchmark of the data plane (issue 3): a fast mock upstream, gpt-load (release build, SQLite,
+# request logging on and written as it goes) and nginx as a plain reverse proxy, all on loopback
+# and sharing this machine's cores with the load generators. Reports, for direct / nginx /
+# gpt-load: requests per second at 32 connections (wrk), proxy CPU time per request, latency at a
+# fixed 50 req/s (p50/p99), time to the first streamed event, and gpt-load's RSS while streaming a
+# large response. Needs nginx and wrk (Debian packages). BENCH_SECONDS sets the run length (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNECTIONS:-32}
+command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "bench.sh: install nginx and wrk (apt-get install nginx wrk)" >&2; exit 2; }
+cargo build --release --bin gpt-load --bin mock-upstream --bin loadgen --bin otlp-sink >&2
+BIN=target/release
+OUT=$(mktemp -d /tmp/gpt-load-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 1 200); do grep -q "listening on" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "bench.sh: $1 did not start" >&2; cat "$1" >&2; exit 1; }
+
+MOCK_PORT=$(free_port)
+"$BIN/mock-upstream" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
+PIDS+=($!)
+wait_for "$OUT/mock.log"
+
+AUTH=bench-admin-key-0123456789abcdef
+api() { curl -sf -H "Authorization: Bearer $AUTH" -H 'Content-Type: application/json' "$@"; }
+# start_gpt_load NAME [ENV=VALUE]... — a gpt-load instance with its own database and the bench group.
+declare -A GL_PORTS GL_PIDS
+start_gpt_load() {
+  local name=$1; shift
+  local port; port=$(free_port)
+  env AUTH_KEY=$AUTH DATABASE_DSN="$OUT/$name.db" HOST=127.0.0.1 PORT=$port LOG_LEVEL=warn \
+    MAX_CONCURRENT_REQUESTS=100000 "$@" "$BIN/gpt-load" >"$OUT/$name.log" 2>&1 &
+  GL_PIDS[$name]=$!
+  PIDS+=($!)
+  GL_PORTS[$name]=$port
+  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  local gid
+  gid=$(api -X POST "http://127.0.0.1:$port/api/groups" -d "{\"name\":\"bench\",\"channel_type\":\"openai\",\"test_model\":\"gpt-4o-mini\",\"upstreams\":[{\"url\":\"http://127.0.0.1:$MOCK_PORT\",\"weight\":1}],\"proxy_keys\":\"sk-bench-proxy\"}" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["id"])')
+  api -X POST "http://127.0.0.1:$port/api/keys/add-multiple" -d "{\"group_id\":$gid,\"keys_text\":\"sk-bench-1,sk-bench-2,sk-bench-3\"}" >/dev/null
+  api -X PUT "http://127.0.0.1:$port/api/settings" -d '{"request_log_write_interval_minutes":0}' >/dev/null
+}
+start_gpt_load gpt-load
+GL_PORT=${GL_PORTS[gpt-load]}
+GL_PID=${GL_PIDS[gpt-load]}
+
+# Telemetry on, to an OTLP receiver that counts and discards, /metrics enabled too: metrics only
+# (OTEL_TRACES_EXPORTER=none), and metrics plus every span (no sampling, the worst case).
+"$BIN/otlp-sink" >"$OUT/otlp-sink.log" 2>&1 &
+PIDS+=($!)
+wait_for "$OUT/otlp-sink.log"
+SINK=$(awk '/listening on/ {print $3; exit}' "$OUT/otlp-sink.log")
+start_gpt_load gpt-load+metrics METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
+  OTEL_TRACES_EXPORTER=none OTEL_METRIC_EXPORT_INTERVAL=5000
+start_gpt_load gpt-load+otel METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
+  OTEL_METRIC_EXPORT_INTERVAL=5000 OTEL_BSP_MAX_QUEUE_SIZE=65536 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096
+
+# A cluster: a private Redis, a master on it and one IS_SLAVE worker (the benchmarked target).
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+GRPC=$(free_port)
+start_gpt_load master REDIS_DSN="redis://127.0.0.1:$REDIS_PORT/0" GRPC_PORT=$GRPC
+W_PORT=$(free_port)
+env AUTH_KEY=$AUTH IS_SLAVE=true MASTER_GRPC_URL="http://127.0.0.1:$GRPC" REDIS_DSN="redis://127.0.0.1:$REDIS_PORT/0" \
+  HOST=127.0.0.1 PORT=$W_PORT LOG_LEVEL=warn MAX_CONCURRENT_REQUESTS=100000 "$BIN/gpt-load" >"$OUT/worker.log" 2>&1 &
+GL_PIDS[worker]=$!
+PIDS+=($!)
+for _ in $(seq 1 300); do
+  curl -sf -o /dev/null -H 'authorization: Bearer sk-bench-proxy' -H 'content-type: application/json' \
+    --data "{\"model\":\"m\",\"messages\":[]}" "http://127.0.0.1:$W_PORT/proxy/bench/v1/chat/completions" && break
+  sleep 0.1
+done
+# Redis commands by name (from INFO commandstats) as "name calls" lines.
+redis_cmds() { redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\).*/\1 \2/p' | sort; }
+
+NGX_PORT=$(free_port)
+cat >"$OUT/nginx.conf" <<NGX
+worker_processes auto;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+NGX
+nginx -c "$OUT/nginx.conf" -p "$OUT" -e "$OUT/nginx-error.log"
+sleep 0.3
+
+BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}]}'
+echo "$BODY" >"$OUT/body.json"
+STREAM_BODY='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream"}]}'
+echo "$STREAM_BODY" >"$OUT/stream.json"
+cat >"$OUT/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench-proxy"
+LUA
+
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { local t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+nginx_pids() { pgrep -f "nginx.*$OUT/nginx.conf" | tr '\n' ' '; pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' '; }
+
+declare -A URL=(
+  [direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+  [nginx]="http://127.0.0.1:$NGX_PORT/v1/chat/completions"
+  [gpt-load]="http://127.0.0.1:$GL_PORT/proxy/bench/v1/chat/completions"
+  [gpt-load+metrics]="http://127.0.0.1:${GL_PORTS[gpt-load+metrics]}/proxy/bench/v1/chat/completions"
+  [gpt-load+otel]="http://127.0.0.1:${GL_PORTS[gpt-load+otel]}/proxy/bench/v1/chat/completions"
+  [worker]="http://127.0.0.1:$W_PORT/proxy/bench/v1/chat/completions"
+)
+TARGETS=${BENCH_TARGETS:-"direct nginx gpt-load gpt-load+metrics gpt-load+otel worker"}
+declare -A RPS CPU P50 P99 TTFB
+for name in $TARGETS; do
+  url=${URL[$name]}
+  wrk -t2 -c"$CONNS" -d2s -s "$OUT/post.lua" "$url" >/dev/null
+  case $name in
+    gpt-load*|worker) pids="${GL_PIDS[$name]}" ;;
+    nginx) pids=$(nginx_pids) ;;
+    *) pids="" ;;
+  esac
+  [ "$name" = worker ] && redis_cmds >"$OUT/redis-before.txt"
+  [ "$name" = worker ] && others_before=$(cpu_ticks "$REDIS_PID" "${GL_PIDS[master]}")
+  before=$(cpu_ticks $pids)
+  wrk -t2 -c"$CONNS" -d"${DUR}s" -s "$OUT/post.lua" "$url" >"$OUT/wrk-$name.txt"
+  after=$(cpu_ticks $pids)
+  reqs=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name.txt")
+  if [ "$name" = worker ]; then
+    others_after=$(cpu_ticks "$REDIS_PID" "${GL_PIDS[master]}")
+    CLUSTER_CPU=$(python3 -c "print(round(($others_after-$others_before)/$TICK/$reqs*1e6,1))")
+    redis_cmds >"$OUT/redis-after.txt"
+    # Commands per proxied request, by command (the master's own background calls included).
+    REDIS_PER_REQ=$(join -a2 -e0 -o 0,1.2,2.2 "$OUT/redis-before.txt" "$OUT/redis-after.txt" \
+      | awk -v n="$reqs" '{d=$3-$2; if (d>0) {t+=d; s=s sprintf("%s %.3f, ", $1, d/n)}} END {printf "%.3f (%s)", t/n, substr(s,1,length(s)-2)}')
+  fi
+  RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-$name.txt")
+  if grep -q "Non-2xx" "$OUT/wrk-$name.txt"; then echo "bench.sh: $name answered errors:" >&2; cat "$OUT/wrk-$name.txt" >&2; fi
+  if [ -n "$pids" ]; then
+    CPU[$name]=$(python3 -c "print(round(($after-$before)/$TICK/$reqs*1e6,1))")
+  else
+    CPU[$name]="-"
+  fi
+  sleep 1
+  r=$("$BIN/loadgen" rate "$url" 50 "$DUR" --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --body "$OUT/body.json")
+  P50[$name]=$(echo "$r" | python3 -c 'import json,sys;print(json.load(sys.stdin)["p50_us"])')
+  P99[$name]=$(echo "$r" | python3 -c 'import json,sys;print(json.load(sys.stdin)["p99_us"])')
+  t=$("$BIN/loadgen" ttfb "$url" 200 --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --header 'x-mock-behavior: slow-stream=2,5' --body "$OUT/stream.json")
+  TTFB[$name]=$(echo "$t" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["p50_us"])')
+done
+
+# Telemetry A/B: the three single-node variants interleaved, BENCH_AB_ROUNDS rounds of
+# BENCH_AB_SECONDS each, proxy CPU per request; the median per variant (one run is too noisy on
+# a shared 2-core machine to compare a few microseconds).
+declare -A AB
+if [ -n "${GL_PIDS[gpt-load+metrics]:-}" ] && [ -n "${GL_PIDS[gpt-load+otel]:-}" ]; then
+  for _ in $(seq 1 "${BENCH_AB_ROUNDS:-5}"); do
+    for name in gpt-load gpt-load+metrics gpt-load+otel; do
+      b=$(cpu_ticks "${GL_PIDS[$name]}")
+      wrk -t2 -c"$CONNS" -d"${BENCH_AB_SECONDS:-4}s" -s "$OUT/post.lua" "${URL[$name]}" >"$OUT/ab.txt"
+      a=$(cpu_ticks "${GL_PIDS[$name]}")
+      n=$(awk '/requests in/ {print $1}' "$OUT/ab.txt")
+      AB[$name]="${AB[$name]:-} $(python3 -c "print(round(($a-$b)/$TICK/$n*1e6,1))")"
+    done
+  done
+fi
+median() { python3 -c "import statistics,sys;print(statistics.median(float(x) for x in sys.argv[1:]))" $1; }
+
+# RSS of gpt-load while one client streams ~1 GiB through it.
+rss() { awk '/VmRSS/ {print $2}' "/proc/$GL_PID/status"; }
+RSS_START=$(rss)
+curl -s -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-bench-proxy' -H 'x-mock-behavior: large-stream=1073741824' \
+  --data @"$OUT/stream.json" "${URL[gpt-load]}" &
+CURL=$!
+RSS_MAX=$RSS_START
+while kill -0 $CURL 2>/dev/null; do r=$(rss); [ "$r" -gt "$RSS_MAX" ] && RSS_MAX=$r; sleep 0.2; done
+RSS_END=$(rss)
+
+sleep 2
+LOGGED=$(python3 -c "import sqlite3;print(sqlite3.connect('$OUT/gpt-load.db').execute('select count(*) from request_logs').fetchone()[0])")
+SERVED=$(grep -h "requests in" "$OUT"/wrk-gpt-load.txt | awk '{print $1}')
+
+pct() { python3 -c "print(round(100*$1/$2))"; }
+{
+  echo "## gpt-load benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s runs, $CONNS connections"
+  echo
+  echo "| target | req/s (wrk, $CONNS conns) | proxy CPU µs/req | p50 @50 req/s | p99 @50 req/s | first streamed byte (p50) |"
+  echo "|---|---|---|---|---|---|"
+  for name in $TARGETS; do
+    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${P50[$name]} µs | ${P99[$name]} µs | ${TTFB[$name]} µs |"
+  done
+  echo
+  if [ -n "${RPS[nginx]:-}" ] && [ -n "${RPS[direct]:-}" ]; then
+    echo "- gpt-load throughput vs nginx: $(pct "${RPS[gpt-load]}" "${RPS[nginx]}") %"
+    printf -- "- added latency vs direct at 50 req/s: p50 %+d µs, p99 %+d µs\n" $(( ${P50[gpt-load]} - ${P50[direct]} )) $(( ${P99[gpt-load]} - ${P99[direct]} ))
+    printf -- "- added time to first streamed byte vs direct: %+d µs\n" $(( ${TTFB[gpt-load]} - ${TTFB[direct]} ))
+  fi
+  if [ -n "${AB[gpt-load]:-}" ]; then
+    echo "- telemetry A/B, proxy CPU µs/req, median of ${BENCH_AB_ROUNDS:-5} interleaved rounds: off $(median "${AB[gpt-load]}") (${AB[gpt-load]# }), OTLP metrics + /metrics $(median "${AB[gpt-load+metrics]}") (${AB[gpt-load+metrics]# }), metrics + every span $(median "${AB[gpt-load+otel]}") (${AB[gpt-load+otel]# })"
+  fi
+  [ -n "${RPS[gpt-load+metrics]:-}" ] && echo "- telemetry: OTLP metrics + /metrics vs off: CPU ${CPU[gpt-load+metrics]} vs ${CPU[gpt-load]} µs/req, throughput $(pct "${RPS[gpt-load+metrics]}" "${RPS[gpt-load]}") %"
+  [ -n "${RPS[gpt-load+otel]:-}" ] && echo "- telemetry: OTLP metrics + every span exported (unsampled) vs off: CPU ${CPU[gpt-load+otel]} vs ${CPU[gpt-load]} µs/req, throughput $(pct "${RPS[gpt-load+otel]}" "${RPS[gpt-load]}") %, p50 @50 req/s $(printf %+d $(( ${P50[gpt-load+otel]} - ${P50[gpt-load]} ))) µs; spans received by the sink: $(awk '/^spans/ {n=$2} END {print n}' "$OUT/otlp-sink.log")"
+  [ -n "${RPS[worker]:-}" ] && echo "- worker on Redis vs single node: $(pct "${RPS[worker]}" "${RPS[gpt-load]}") % of the requests/s; Redis + master CPU ${CLUSTER_CPU} µs/req on top of the worker's; Redis commands per proxied request (those inside the selection script included): $REDIS_PER_REQ"
+  echo "- gpt-load RSS while streaming 1 GiB: start ${RSS_START} KiB, max ${RSS_MAX} KiB, end ${RSS_END} KiB"
+  echo "- request-log rows written during the run: $LOGGED (wrk alone sent $SERVED through gpt-load, plus warm-up, latency and A/B runs)"
+} | tee "$OUT/report.md"
+echo "(raw outputs in $OUT)" >&2

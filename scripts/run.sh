@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts gpt-load on SQLite (./data/gpt-load.db) at http://localhost:3001, building the web UI
+# first when npm is available. Set AUTH_KEY (or put it in .env).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${AUTH_KEY:-}" ] && ! grep -qs '^AUTH_KEY=' .env; then
+  echo "run.sh: set AUTH_KEY (the admin secret), e.g. AUTH_KEY=\$(openssl rand -hex 24) scripts/run.sh" >&2
+  exit 2
+fi
+if command -v npm >/dev/null 2>&1 && [ -f ui/package.json ]; then
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+fi
+exec cargo run --release --bin gpt-load

@@ -1,0 +1,184 @@
+//! Request bodies read once (bounded), and the response body wrapper that finishes the request's
+//! log record when the last byte has gone to the client — or when the client went away.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use bytes::Bytes;
+use gpt_load_common::log_record::{RecordSender, RequestLogRecord};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    Timeout,
+    Read(String),
+}
+
+/// Reads the whole body, refusing more than `limit` bytes.
+pub async fn read_limited(
+    body: Body,
+    declared_len: Option<u64>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    if declared_len.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(BodyError::TooLarge)
+            } else {
+                Err(BodyError::Read(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Passes an upstream body through frame by frame (no buffering, no copying) and sends the log
+/// record when the body ends, fails, or is dropped because the client disconnected. Dropping it
+/// also drops the upstream body, which cancels the upstream request.
+/// Per-response metric work: time to first byte and token usage.
+pub struct BodyTap {
+    pub metrics: std::sync::Arc<gpt_load_common::metrics::GroupMetrics>,
+    pub attempt_start: Instant,
+    pub scan_tokens: bool,
+}
+
+pub struct LoggedBody<B: HttpBody> {
+    inner: B,
+    tap: Option<BodyTap>,
+    first_byte: bool,
+    tokens: gpt_load_common::metrics::TokenScan,
+    record: Option<RequestLogRecord>,
+    records: RecordSender,
+    start: Instant,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<B: HttpBody> LoggedBody<B> {
+    pub fn new(
+        inner: B,
+        record: RequestLogRecord,
+        records: RecordSender,
+        start: Instant,
+        deadline: Option<tokio::time::Instant>,
+        permit: Option<OwnedSemaphorePermit>,
+        tap: Option<BodyTap>,
+    ) -> Self {
+        Self {
+            inner,
+            tap,
+            first_byte: false,
+            tokens: Default::default(),
+            record: Some(record),
+            records,
+            start,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            _permit: permit,
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if let Some(tap) = &self.tap
+            && (self.tokens.prompt > 0 || self.tokens.completion > 0)
+        {
+            tap.metrics
+                .tokens(self.tokens.prompt, self.tokens.completion);
+            self.tokens = Default::default();
+        }
+        if let Some(mut rec) = self.record.take() {
+            rec.duration_ms = self.start.elapsed().as_millis() as i64;
+            rec.timestamp = chrono::Utc::now();
+            if let Some(e) = error {
+                rec.is_success = false;
+                rec.error_message = e;
+            }
+            self.records.log(rec);
+        }
+    }
+}
+
+impl<B: HttpBody> Drop for LoggedBody<B> {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            if self.inner.is_end_stream() {
+                self.finish(None);
+            } else {
+                self.finish(Some(
+                    "client disconnected before the response completed".into(),
+                ));
+            }
+        }
+    }
+}
+
+impl<B> HttpBody for LoggedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Some(d) = this.deadline.as_mut()
+            && d.as_mut().poll(cx).is_ready()
+        {
+            this.finish(Some(
+                "request timeout while reading the upstream response".into(),
+            ));
+            return Poll::Ready(Some(Err(axum::Error::new("upstream response timed out"))));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let msg = format!("upstream stream error: {e}");
+                this.finish(Some(msg.clone()));
+                Poll::Ready(Some(Err(axum::Error::new(msg))))
+            }
+            Poll::Ready(Some(Ok(f))) => {
+                if let (Some(tap), Some(data)) = (&this.tap, f.data_ref()) {
+                    if !this.first_byte {
+                        this.first_byte = true;
+                        tap.metrics.observe_ttfb(tap.attempt_start.elapsed());
+                    }
+                    if tap.scan_tokens {
+                        this.tokens.feed(data);
+                    }
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+use std::future::Future as _;

@@ -1,0 +1,71 @@
+//! The client address of a request: the peer, or — only when the peer is a trusted proxy — the
+//! first `X-Forwarded-For` entry / `X-Real-IP` (GPT-Load trusts these from anyone).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use http::request::Parts;
+
+pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> String {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(p) = peer {
+        if trusted.contains(&p) {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|s| s.parse::<IpAddr>().is_ok())
+                .or_else(|| {
+                    parts
+                        .headers
+                        .get("x-real-ip")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        .filter(|s| s.parse::<IpAddr>().is_ok())
+                });
+            if let Some(f) = forwarded {
+                return f.to_owned();
+            }
+        }
+        return p.to_string();
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(peer: &str, xff: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().uri("/");
+        if let Some(x) = xff {
+            b = b.header("x-forwarded-for", x);
+        }
+        let (mut p, _) = b.body(()).unwrap().into_parts();
+        p.extensions
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        p
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_peers() {
+        let trusted: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap()];
+        assert_eq!(
+            client_ip(&parts("10.0.0.1:5", Some("1.2.3.4, 10.0.0.1")), &trusted),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            client_ip(&parts("9.9.9.9:5", Some("1.2.3.4")), &trusted),
+            "9.9.9.9"
+        );
+        assert_eq!(
+            client_ip(&parts("10.0.0.1:5", Some("garbage")), &trusted),
+            "10.0.0.1"
+        );
+    }
+}

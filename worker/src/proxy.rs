@@ -1,0 +1,1070 @@
+//! `ANY /proxy/{group}/{path…}`: authenticate, pick a key, forward, retry on failure, stream back.
+//!
+//! One request reads the runtime once (an `ArcSwap` load), reads the body once (bounded) and then
+//! runs attempts until one succeeds or `max_retries` is spent. Aggregate groups balance over their
+//! members by weight; when a member has no usable key the request moves to another member.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use gpt_load_common::keystore::{KeyEvent, KeyMaterial, KeyStore, Selection};
+use gpt_load_common::log_record::{RequestLogRecord, RequestType, truncate_utf8};
+use gpt_load_common::metrics::{GroupMetrics, KeyEventKind, Outcome, RetryReason};
+use gpt_load_common::model::KeyStatus;
+use gpt_load_common::secret::redact;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::body::{BodyError, BodyTap, LoggedBody, read_limited};
+use crate::channel::{self, RequestFacts, UpstreamTarget};
+use crate::error;
+use crate::failure::{self, Verdict};
+use crate::rules::{self, Vars};
+use crate::state::{GroupRuntime, Runtime, WorkerState};
+
+static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+/// Request headers never forwarded upstream: the client's credentials and hop-by-hop headers.
+const STRIP_REQUEST: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Response headers never copied back to the client.
+const STRIP_RESPONSE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+];
+
+/// The client's proxy key, and the query string without a `key=` parameter.
+pub fn extract_client_key(headers: &HeaderMap, query: Option<&str>) -> (String, Option<String>) {
+    let mut key = String::new();
+    let mut rest = query.map(str::to_owned);
+    if let Some(q) = query
+        && let Some(pair) = q.split('&').find(|p| p.starts_with("key="))
+        && pair.len() > 4
+    {
+        key = percent_decode(&pair[4..]);
+        let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("key=")).collect();
+        rest = if kept.is_empty() {
+            None
+        } else {
+            Some(kept.join("&"))
+        };
+    }
+    if key.is_empty() {
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        key = h("authorization")
+            .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+            .filter(|v| !v.is_empty())
+            .or_else(|| h("x-api-key"))
+            .or_else(|| h("x-goog-api-key"))
+            .unwrap_or_default()
+            .to_owned();
+    }
+    (key, rest)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits `/proxy/{group}/{rest}`.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix("/proxy/")?;
+    match after.find('/') {
+        Some(i) => Some((&after[..i], &after[i..])),
+        None => Some((after, "")),
+    }
+}
+
+/// What stays the same across attempts.
+struct Ctx {
+    start: Instant,
+    method: Method,
+    /// Path after `/proxy/{group}`.
+    rest: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    facts: RequestFacts,
+    client_ip: String,
+    request_path: String,
+    user_agent: String,
+    original: Arc<GroupRuntime>,
+}
+
+/// A failed attempt, kept so the last one can be answered to the client.
+struct Failed {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    transport: bool,
+}
+
+impl Failed {
+    fn into_response(self) -> Response {
+        if self.transport {
+            return error::json_error(
+                self.status,
+                "UPSTREAM_ERROR",
+                &String::from_utf8_lossy(&self.body),
+            );
+        }
+        let is_json_object =
+            serde_json::from_slice::<serde_json::Value>(&self.body).is_ok_and(|v| v.is_object());
+        if is_json_object {
+            let mut r = Response::new(Body::from(self.body));
+            *r.status_mut() = self.status;
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Some(ra) = self.headers.get(http::header::RETRY_AFTER) {
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, ra.clone());
+            }
+            r
+        } else {
+            error::json_error(
+                self.status,
+                "UPSTREAM_ERROR",
+                &String::from_utf8_lossy(&self.body),
+            )
+        }
+    }
+}
+
+enum AttemptOutcome {
+    Success(Response),
+    Failure {
+        failed: Failed,
+        verdict: Verdict,
+        message: String,
+    },
+}
+
+/// The proxy handler.
+pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
+    let start = Instant::now();
+    let (parts, body) = req.into_parts();
+    let Some((group_name, rest)) = split_path(parts.uri.path()) else {
+        return error::json_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not Found");
+    };
+    let runtime = state.0.runtime.load_full();
+    let client_ip = crate::client_ip::client_ip(&parts, &state.0.limits.trusted_proxies);
+    if let Some(wait) = state.0.throttle.blocked_for(&client_ip) {
+        return throttled(wait);
+    }
+
+    if rest == "/api/integration/info" {
+        let resp = crate::integration::group_info(&runtime, group_name, parts.uri.query());
+        if resp.status() == StatusCode::BAD_REQUEST {
+            state.0.throttle.record_failure(&client_ip);
+        }
+        return resp;
+    }
+
+    let (client_key, query) = extract_client_key(&parts.headers, parts.uri.query());
+    if client_key.is_empty() {
+        return error::unauthorized();
+    }
+    let Some(original) = runtime.group(group_name).cloned() else {
+        return error::group_not_found(group_name);
+    };
+    if !runtime.snapshot.authorizes(&original.group, &client_key) {
+        state.0.throttle.record_failure(&client_ip);
+        return error::unauthorized();
+    }
+    let Ok(permit) = state.0.limiter.clone().try_acquire_owned() else {
+        return error::too_many_requests();
+    };
+
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = match read_limited(
+        body,
+        declared,
+        state.0.limits.max_body_bytes,
+        state.0.limits.read_timeout,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return error::body_too_large(state.0.limits.max_body_bytes),
+        Err(BodyError::Timeout) => {
+            return error::json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                "Timed out reading the request body",
+            );
+        }
+        Err(BodyError::Read(e)) => {
+            return error::json_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("Failed to read request body: {e}"),
+            );
+        }
+    };
+
+    let facts = channel::request_facts(
+        original.group.def.channel_type,
+        rest,
+        parts.uri.query(),
+        &parts.headers,
+        &body,
+    );
+    let mut request_path = String::with_capacity(
+        7 + group_name.len() + rest.len() + query.as_ref().map_or(0, |q| q.len() + 1),
+    );
+    request_path.push_str("/proxy/");
+    request_path.push_str(group_name);
+    request_path.push_str(rest);
+    if let Some(q) = &query {
+        request_path.push('?');
+        request_path.push_str(q);
+    }
+    let ctx = Ctx {
+        start,
+        method: parts.method.clone(),
+        rest: rest.to_owned(),
+        query,
+        client_ip,
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        headers: parts.headers,
+        body,
+        facts,
+        request_path: truncate_utf8(&request_path, 500).to_owned(),
+        original,
+    };
+    let mut stats = RunStats::default();
+    let original_metrics = ctx.original.metrics.clone();
+    let span = request_span(&ctx);
+    let resp = run(&state, &runtime, ctx, permit, &mut stats)
+        .instrument(span.clone())
+        .await;
+    let m = stats.metrics.as_ref().unwrap_or(&original_metrics);
+    let status = resp.status().as_u16();
+    let outcome = if status >= 400 {
+        Outcome::Failed
+    } else if stats.attempts > 1 {
+        Outcome::Retried
+    } else {
+        Outcome::Success
+    };
+    if !span.is_disabled() {
+        span.record("http.response.status_code", status);
+        span.record("gpt_load.attempts", stats.attempts);
+        span.record("gpt_load.outcome", outcome.as_str());
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    m.request(status, outcome);
+    m.observe_request(start.elapsed());
+    resp
+}
+
+/// The request's span (exported only with OTLP on; otherwise a disabled span that costs nothing),
+/// a child of the client's W3C trace context when it sent one.
+fn request_span(ctx: &Ctx) -> tracing::Span {
+    if !gpt_load_common::telemetry::sample(&ctx.headers) {
+        return tracing::Span::none();
+    }
+    let group = &ctx.original.group;
+    let span = tracing::info_span!(
+        target: "gpt_load::proxy",
+        "proxy",
+        otel.name = %format_args!("{} /proxy/{}", ctx.method, group.name()),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %ctx.method,
+        gpt_load.group = group.name(),
+        gpt_load.channel = group.def.channel_type.as_str(),
+        gen_ai.request.model = ctx.facts.model.as_str(),
+        gpt_load.stream = ctx.facts.stream,
+        http.response.status_code = Empty,
+        gpt_load.attempts = Empty,
+        gpt_load.outcome = Empty,
+    );
+    gpt_load_common::telemetry::set_remote_parent(&span, &ctx.headers);
+    span
+}
+
+/// One upstream attempt's span, a child of the request span.
+fn attempt_span(member: &GroupRuntime, model: &str, attempt: u32, key_id: i64) -> tracing::Span {
+    if !gpt_load_common::telemetry::tracing_enabled() || tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        target: "gpt_load::proxy",
+        "upstream_attempt",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        gpt_load.group = member.group.name(),
+        gpt_load.channel = member.group.def.channel_type.as_str(),
+        gen_ai.request.model = model,
+        gpt_load.attempt = attempt + 1,
+        gpt_load.key_id = key_id,
+        http.response.status_code = Empty,
+        error.type = Empty,
+    )
+}
+
+/// 429 for an address that failed authentication too often.
+pub fn throttled(wait: Duration) -> Response {
+    let mut r = error::json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOO_MANY_REQUESTS",
+        &format!(
+            "Too many failed authentication attempts, retry in {} seconds",
+            wait.as_secs().max(1)
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn forward_headers(src: &HeaderMap) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(src.len());
+    for (k, v) in src {
+        if !STRIP_REQUEST.contains(&k.as_str()) {
+            h.append(k.clone(), v.clone());
+        }
+    }
+    h
+}
+
+/// Picks the member an attempt runs in: the group itself, or an aggregate member with weight,
+/// skipping `exhausted` members.
+fn pick_member<'a>(
+    runtime: &'a Runtime,
+    original: &'a Arc<GroupRuntime>,
+    exhausted: &[i64],
+) -> Option<&'a Arc<GroupRuntime>> {
+    if !original.group.is_aggregate() {
+        return (!exhausted.contains(&original.group.id())).then_some(original);
+    }
+    let id = original
+        .members
+        .pick_where(|id| !exhausted.contains(id) && runtime.group_by_id(*id).is_some())?;
+    runtime.group_by_id(*id)
+}
+
+/// What the attempt loop tells the caller for metrics.
+#[derive(Default)]
+struct RunStats {
+    attempts: u32,
+    metrics: Option<Arc<GroupMetrics>>,
+}
+
+async fn run(
+    state: &WorkerState,
+    runtime: &Runtime,
+    ctx: Ctx,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    stats: &mut RunStats,
+) -> Response {
+    let store = &state.0.store;
+    let mut exhausted: Vec<i64> = Vec::new();
+    let mut last_failure: Option<Failed> = None;
+    let mut attempt: u32 = 0;
+    let mut permit = Some(permit);
+    loop {
+        let Some(member) = pick_member(runtime, &ctx.original, &exhausted) else {
+            return match last_failure {
+                Some(f) => f.into_response(),
+                None if ctx.original.group.is_aggregate() => {
+                    error::no_keys("No available sub-groups", None)
+                }
+                None => error::no_keys("No active API keys available for this group", None),
+            };
+        };
+        let member = member.clone();
+        let group_id = member.group.id();
+        let selection = match store.select(group_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(group = member.group.name(), error = %e, "key store unavailable");
+                state.0.records.log(record(
+                    &ctx,
+                    &member,
+                    None,
+                    503,
+                    "key store unavailable",
+                    RequestType::Final,
+                    "",
+                ));
+                return error::json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "STORE_UNAVAILABLE",
+                    "Key store unavailable, retry shortly",
+                );
+            }
+        };
+        let key = match selection {
+            Selection::Key(k) => k,
+            Selection::NoActiveKeys | Selection::AllCooling { .. } => {
+                let retry_after = match selection {
+                    Selection::AllCooling { retry_after } => Some(retry_after),
+                    _ => None,
+                };
+                exhausted.push(group_id);
+                if ctx.original.group.is_aggregate()
+                    && pick_member(runtime, &ctx.original, &exhausted).is_some()
+                {
+                    continue;
+                }
+                if let Some(f) = last_failure {
+                    return f.into_response();
+                }
+                let msg = if retry_after.is_some() {
+                    "Every key of this group is cooling down after rate limiting"
+                } else {
+                    "No active API keys available for this group"
+                };
+                state.0.records.log(record(
+                    &ctx,
+                    &member,
+                    None,
+                    503,
+                    msg,
+                    RequestType::Final,
+                    "",
+                ));
+                return error::no_keys(msg, retry_after);
+            }
+        };
+        member.metrics.key_selected();
+        stats.attempts = attempt + 1;
+        stats.metrics = Some(member.metrics.clone());
+        let max_retries = member.group.config.max_retries;
+        let is_last = attempt >= max_retries;
+        let Some(upstream) = member.upstreams.pick() else {
+            exhausted.push(group_id);
+            if ctx.original.group.is_aggregate()
+                && pick_member(runtime, &ctx.original, &exhausted).is_some()
+            {
+                continue;
+            }
+            return error::json_error(
+                StatusCode::BAD_GATEWAY,
+                "BAD_GATEWAY",
+                "No upstream with a weight above 0 is configured for this group",
+            );
+        };
+        let mut target = UpstreamTarget {
+            origin: upstream.origin.clone(),
+            path: {
+                let mut p = String::with_capacity(upstream.path.len() + ctx.rest.len());
+                p.push_str(&upstream.path);
+                p.push_str(&ctx.rest);
+                p
+            },
+            query: ctx.query.clone(),
+        };
+        let mut headers = forward_headers(&ctx.headers);
+        let def = &member.group.def;
+        let body = if def.param_overrides.is_empty() {
+            ctx.body.clone()
+        } else {
+            channel::apply_param_overrides(&def.param_overrides, ctx.body.clone())
+        };
+        let body = match channel::apply_model_redirect(
+            def.channel_type,
+            &def.model_redirect_rules,
+            def.model_redirect_strict,
+            &mut target,
+            &body,
+        ) {
+            Ok(b) => b,
+            Err(refused) => {
+                let msg = refused.to_string();
+                state.0.records.log(record(
+                    &ctx,
+                    &member,
+                    Some(&key.key),
+                    400,
+                    &msg,
+                    RequestType::Final,
+                    &target.url(),
+                ));
+                return error::json_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &msg);
+            }
+        };
+        channel::inject_key(def.channel_type, &mut target, &mut headers, &key.key.value);
+        if !member.rules.is_empty() {
+            rules::apply(
+                &member.rules,
+                &mut headers,
+                &Vars {
+                    client_ip: &ctx.client_ip,
+                    group_name: member.group.name(),
+                    api_key: &key.key.value,
+                },
+            );
+        }
+        if ctx.facts.stream {
+            headers.insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
+        }
+        let url = target.url();
+        let upstream_addr = redact(truncate_utf8(&url, 500), &key.key.value);
+
+        let attempt_start = Instant::now();
+        let span = attempt_span(&member, &ctx.facts.model, attempt, key.key.id);
+        let outcome = attempt_once(&ctx, &member, &url, headers, body)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            match &outcome {
+                AttemptOutcome::Success(r) => {
+                    span.record("http.response.status_code", r.status().as_u16());
+                }
+                AttemptOutcome::Failure { failed, .. } => {
+                    span.record("http.response.status_code", failed.status.as_u16());
+                    span.record("otel.status_code", "ERROR");
+                    span.record(
+                        "error.type",
+                        if failed.transport {
+                            "transport"
+                        } else {
+                            "status"
+                        },
+                    );
+                }
+            }
+        }
+        match outcome {
+            AttemptOutcome::Success(resp) => {
+                if key.failures > 0 {
+                    reset_failures(state, group_id, key.key.id);
+                }
+                let (mut parts, incoming) = resp.into_parts();
+                let status = parts.status.as_u16();
+                let rec = record(
+                    &ctx,
+                    &member,
+                    Some(&key.key),
+                    status,
+                    "",
+                    RequestType::Final,
+                    &upstream_addr,
+                );
+                for h in STRIP_RESPONSE {
+                    parts.headers.remove(*h);
+                }
+                if ctx.facts.stream {
+                    parts
+                        .headers
+                        .insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
+                    parts
+                        .headers
+                        .entry(http::header::CACHE_CONTROL)
+                        .or_insert(HeaderValue::from_static("no-cache"));
+                }
+                if channel::is_model_list(&ctx.method, &ctx.rest)
+                    && !def.model_redirect_rules.is_empty()
+                {
+                    return model_list_response(
+                        state,
+                        rec,
+                        parts,
+                        incoming,
+                        &member,
+                        ctx.query.as_deref(),
+                    )
+                    .await;
+                }
+                let deadline = (!ctx.facts.stream).then(|| {
+                    tokio::time::Instant::from_std(ctx.start)
+                        + Duration::from_secs(member.group.config.request_timeout_s)
+                });
+                let tap = BodyTap {
+                    metrics: member.metrics.clone(),
+                    attempt_start,
+                    scan_tokens: gpt_load_common::metrics::metrics().tokens_enabled(),
+                };
+                let body = LoggedBody::new(
+                    incoming,
+                    rec,
+                    state.0.records.clone(),
+                    ctx.start,
+                    deadline,
+                    permit.take(),
+                    Some(tap),
+                );
+                return Response::from_parts(parts, Body::new(body));
+            }
+            AttemptOutcome::Failure {
+                failed,
+                verdict,
+                message,
+            } => {
+                let message = redact(&message, &key.key.value);
+                if let Some(d) = verdict.cool_down {
+                    member.metrics.key_event(KeyEventKind::Cooldown, 1);
+                    let _ = store.cool_down(group_id, key.key.id, d).await;
+                }
+                if verdict.counts_against_key {
+                    match store
+                        .record_failure(
+                            group_id,
+                            key.key.id,
+                            member.group.config.blacklist_threshold,
+                        )
+                        .await
+                    {
+                        Ok(outcome) => {
+                            member.metrics.key_event(KeyEventKind::Failure, 1);
+                            if outcome.blacklisted {
+                                member.metrics.key_event(KeyEventKind::Blacklisted, 1);
+                                tracing::info!(
+                                    group = member.group.name(),
+                                    key_id = key.key.id,
+                                    failures = outcome.failure_count,
+                                    "key blacklisted"
+                                );
+                            }
+                            state.0.records.key_event(KeyEvent {
+                                group_id,
+                                key_id: key.key.id,
+                                failure_count: outcome.failure_count,
+                                status: if outcome.invalid {
+                                    KeyStatus::Invalid
+                                } else {
+                                    KeyStatus::Active
+                                },
+                            });
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not record a key failure"),
+                    }
+                }
+                let last = is_last || !verdict.retry_with_next_key;
+                let kind = if last {
+                    RequestType::Final
+                } else {
+                    RequestType::Retry
+                };
+                state.0.records.log(record(
+                    &ctx,
+                    &member,
+                    Some(&key.key),
+                    failed.status.as_u16(),
+                    &message,
+                    kind,
+                    &upstream_addr,
+                ));
+                let failed = Failed {
+                    body: Bytes::from(redact(
+                        &String::from_utf8_lossy(&failed.body),
+                        &key.key.value,
+                    )),
+                    ..failed
+                };
+                if last {
+                    return failed.into_response();
+                }
+                member.metrics.retry(if failed.transport {
+                    RetryReason::Transport
+                } else if verdict.cool_down.is_some() {
+                    RetryReason::RateLimited
+                } else {
+                    RetryReason::Status
+                });
+                last_failure = Some(failed);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn reset_failures(state: &WorkerState, group_id: i64, key_id: i64) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Ok(true) = state.0.store.record_success(group_id, key_id).await {
+            state.0.records.key_event(KeyEvent {
+                group_id,
+                key_id,
+                failure_count: 0,
+                status: KeyStatus::Active,
+            });
+        }
+    });
+}
+
+async fn attempt_once(
+    ctx: &Ctx,
+    member: &GroupRuntime,
+    url: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AttemptOutcome {
+    let transport_failure = |status: StatusCode, msg: String| AttemptOutcome::Failure {
+        failed: Failed {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::from(msg.clone()),
+            transport: true,
+        },
+        verdict: failure::classify_transport(),
+        message: msg,
+    };
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            return transport_failure(
+                StatusCode::BAD_GATEWAY,
+                format!("invalid upstream URL: {e}"),
+            );
+        }
+    };
+    let mut req = http::Request::new(Full::new(body));
+    *req.method_mut() = ctx.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    if gpt_load_common::telemetry::tracing_enabled() && !tracing::Span::current().is_none() {
+        gpt_load_common::telemetry::inject_current(req.headers_mut());
+    }
+    let cfg = &member.group.config;
+    let header_timeout = if ctx.facts.stream {
+        Duration::from_secs(cfg.response_header_timeout_s)
+    } else {
+        Duration::from_secs(cfg.response_header_timeout_s.min(cfg.request_timeout_s))
+    };
+    let sent = Instant::now();
+    let resp = tokio::time::timeout(header_timeout, member.client.request(req)).await;
+    member.metrics.observe_upstream(sent.elapsed());
+    let resp = match resp {
+        Err(_) => {
+            return transport_failure(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "upstream did not answer within {}s",
+                    header_timeout.as_secs()
+                ),
+            );
+        }
+        Ok(Err(e)) => {
+            let mut msg = format!("upstream request failed: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            return transport_failure(StatusCode::BAD_GATEWAY, msg);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !cfg.failover_matcher.matches(status.as_u16()) {
+        return AttemptOutcome::Success(resp.map(Body::new));
+    }
+    let (parts, incoming) = resp.into_parts();
+    let raw = match tokio::time::timeout(
+        Duration::from_secs(cfg.request_timeout_s),
+        http_body_util::Limited::new(incoming, 4 * 1024 * 1024).collect(),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c.to_bytes(),
+        _ => Bytes::from_static(b"Failed to read error body"),
+    };
+    let body = decompress(&parts.headers, raw);
+    let message = failure::parse_upstream_error(&body);
+    let verdict = failure::classify_status(status.as_u16(), &parts.headers, &message);
+    AttemptOutcome::Failure {
+        failed: Failed {
+            status,
+            headers: parts.headers,
+            body,
+            transport: false,
+        },
+        verdict,
+        message,
+    }
+}
+
+/// Decodes a body per `Content-Encoding` (gzip, deflate, br, zstd); undecodable bodies stay as they are.
+pub fn decompress(headers: &HeaderMap, body: Bytes) -> Bytes {
+    use std::io::Read;
+    let enc = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let ok = match enc.as_str() {
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .is_ok(),
+        "deflate" => {
+            flate2::read::ZlibDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .is_ok()
+                || {
+                    out.clear();
+                    flate2::read::DeflateDecoder::new(&body[..])
+                        .read_to_end(&mut out)
+                        .is_ok()
+                }
+        }
+        "br" => brotli::Decompressor::new(&body[..], 4096)
+            .read_to_end(&mut out)
+            .is_ok(),
+        "zstd" => zstd::stream::read::Decoder::new(&body[..])
+            .and_then(|mut d| d.read_to_end(&mut out))
+            .is_ok(),
+        _ => return body,
+    };
+    if ok { Bytes::from(out) } else { body }
+}
+
+async fn model_list_response(
+    state: &WorkerState,
+    mut rec: RequestLogRecord,
+    parts: http::response::Parts,
+    incoming: Body,
+    member: &GroupRuntime,
+    client_query: Option<&str>,
+) -> Response {
+    let raw = match http_body_util::Limited::new(incoming, 32 * 1024 * 1024)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            rec.is_success = false;
+            rec.error_message = "failed to read the model list".into();
+            state.0.records.log(rec);
+            return error::json_error(
+                StatusCode::BAD_GATEWAY,
+                "BAD_GATEWAY",
+                "Failed to read the upstream model list",
+            );
+        }
+    };
+    let body = decompress(&parts.headers, raw);
+    let def = &member.group.def;
+    state.0.records.log(rec);
+    match channel::transform_model_list(
+        &def.model_redirect_rules,
+        def.model_redirect_strict,
+        client_query,
+        &body,
+    ) {
+        Some(v) => (StatusCode::OK, axum::Json(v)).into_response(),
+        None => error::json_error(
+            StatusCode::BAD_GATEWAY,
+            "BAD_GATEWAY",
+            "Failed to process the upstream model list",
+        ),
+    }
+}
+
+fn record(
+    ctx: &Ctx,
+    member: &GroupRuntime,
+    key: Option<&KeyMaterial>,
+    status: u16,
+    error: &str,
+    kind: RequestType,
+    upstream_addr: &str,
+) -> RequestLogRecord {
+    let g = &member.group;
+    let parent = (ctx.original.group.is_aggregate() && ctx.original.group.id() != g.id())
+        .then_some(&ctx.original.group);
+    let body_logging = g.config.enable_request_body_logging;
+    RequestLogRecord {
+        // UUIDv7: time-ordered, so the primary-key index of `request_logs` grows at its end.
+        id: {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            uuid::Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut buf)
+                .to_owned()
+        },
+        timestamp: chrono::Utc::now(),
+        group_id: g.id(),
+        group_name: g.def.name.clone(),
+        parent_group_id: parent.map(|p| p.id()),
+        parent_group_name: parent.map(|p| p.def.name.clone()).unwrap_or_default(),
+        key_value: key.map(|k| k.stored.clone()).unwrap_or_default(),
+        key_hash: key.map(|k| k.hash.clone()).unwrap_or_default(),
+        model: ctx.facts.model.clone(),
+        is_success: error.is_empty() && status < 400,
+        source_ip: ctx.client_ip.clone(),
+        status_code: i64::from(status),
+        request_path: ctx.request_path.clone(),
+        duration_ms: ctx.start.elapsed().as_millis() as i64,
+        error_message: error.to_owned(),
+        user_agent: ctx.user_agent.clone(),
+        request_type: kind,
+        upstream_addr: upstream_addr.to_owned(),
+        is_stream: ctx.facts.stream,
+        request_body: if body_logging {
+            truncate_utf8(&String::from_utf8_lossy(&ctx.body), 65_000).to_owned()
+        } else {
+            String::new()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_key_sources_in_gpt_load_order() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer from-bearer"),
+        );
+        h.insert("x-api-key", HeaderValue::from_static("from-x"));
+        assert_eq!(
+            extract_client_key(&h, Some("a=1&key=q%2Bk&b=2")),
+            ("q+k".to_string(), Some("a=1&b=2".to_string()))
+        );
+        assert_eq!(
+            extract_client_key(&h, Some("key=")),
+            ("from-bearer".to_string(), Some("key=".to_string()))
+        );
+        h.remove("authorization");
+        assert_eq!(extract_client_key(&h, None).0, "from-x");
+        h.remove("x-api-key");
+        h.insert("x-goog-api-key", HeaderValue::from_static("from-goog"));
+        assert_eq!(extract_client_key(&h, Some("key=only")).1, None);
+        assert_eq!(extract_client_key(&h, None).0, "from-goog");
+        assert_eq!(extract_client_key(&HeaderMap::new(), None).0, "");
+    }
+
+    #[test]
+    fn proxy_paths_split_group_and_rest() {
+        assert_eq!(
+            split_path("/proxy/g/v1/chat/completions"),
+            Some(("g", "/v1/chat/completions"))
+        );
+        assert_eq!(split_path("/proxy/g"), Some(("g", "")));
+        assert_eq!(split_path("/other"), None);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");
+    }
+
+    #[test]
+    fn hop_by_hop_and_credentials_are_not_forwarded() {
+        let mut h = HeaderMap::new();
+        for n in [
+            "authorization",
+            "x-api-key",
+            "x-goog-api-key",
+            "host",
+            "connection",
+            "content-length",
+            "x-keep",
+            "accept",
+        ] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static("v"));
+        }
+        let f = forward_headers(&h);
+        let names: Vec<_> = f.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(names.len(), 2);
+        assert!(f.contains_key("x-keep") && f.contains_key("accept"));
+    }
+
+    #[test]
+    fn bodies_decompress_per_content_encoding() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"{\"error\":\"x\"}").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        assert_eq!(
+            decompress(&h, Bytes::from(gz.finish().unwrap())),
+            Bytes::from_static(b"{\"error\":\"x\"}")
+        );
+        assert_eq!(
+            decompress(&h, Bytes::from_static(b"not gzip")),
+            Bytes::from_static(b"not gzip")
+        );
+        assert_eq!(
+            decompress(&HeaderMap::new(), Bytes::from_static(b"plain")),
+            Bytes::from_static(b"plain")
+        );
+    }
+}

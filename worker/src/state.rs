@@ -1,0 +1,217 @@
+//! The data plane's state: the current runtime (config snapshot plus everything derived from it,
+//! swapped atomically), the key store, the record queue and the limits.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use gpt_load_common::keystore::AnyKeyStore;
+use gpt_load_common::log_record::RecordSender;
+use gpt_load_common::snapshot::{ConfigSnapshot, GroupSnapshot};
+use tokio::sync::Semaphore;
+
+use crate::client::{ClientCache, ClientKey, HttpClient};
+use crate::rules::{self, CompiledRule};
+use crate::weighted::Weighted;
+
+/// An upstream base URL split for fast joining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamBase {
+    /// `scheme://authority`.
+    pub origin: String,
+    /// Base path without a trailing `/` (may be empty).
+    pub path: String,
+}
+
+impl UpstreamBase {
+    pub fn parse(url: &str) -> Option<Self> {
+        let uri: http::Uri = url.trim().parse().ok()?;
+        let scheme = uri.scheme_str()?;
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let authority = uri.authority()?;
+        Some(Self {
+            origin: format!("{scheme}://{authority}"),
+            path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", self.origin, self.path)
+    }
+}
+
+/// A group ready to serve.
+#[derive(Debug)]
+pub struct GroupRuntime {
+    pub group: Arc<GroupSnapshot>,
+    pub upstreams: Weighted<UpstreamBase>,
+    /// Aggregate members (group ids) by weight.
+    pub members: Weighted<i64>,
+    pub rules: Vec<CompiledRule>,
+    pub client: Arc<HttpClient>,
+    /// This group's metric handles (resolved once per snapshot).
+    pub metrics: Arc<gpt_load_common::metrics::GroupMetrics>,
+}
+
+/// A config snapshot with everything derived from it.
+#[derive(Debug)]
+pub struct Runtime {
+    pub snapshot: Arc<ConfigSnapshot>,
+    /// When this snapshot was swapped in.
+    pub arrived: std::time::Instant,
+    by_name: HashMap<String, Arc<GroupRuntime>>,
+    by_id: HashMap<i64, Arc<GroupRuntime>>,
+    clients: ClientCache,
+}
+
+impl Runtime {
+    /// Derives a runtime; HTTP clients with unchanged settings are taken from `previous`.
+    pub fn build(snapshot: Arc<ConfigSnapshot>, previous: Option<&Runtime>) -> Self {
+        let empty = ClientCache::default();
+        let prev_clients = previous.map_or(&empty, |p| &p.clients);
+        let mut clients = ClientCache::default();
+        let mut by_name = HashMap::new();
+        let mut by_id = HashMap::new();
+        for g in snapshot.groups() {
+            let upstreams = Weighted::new(
+                g.def
+                    .upstreams
+                    .iter()
+                    .filter_map(|u| UpstreamBase::parse(&u.url).map(|b| (b, u.weight)))
+                    .collect(),
+            );
+            let members = Weighted::new(
+                g.def
+                    .sub_groups
+                    .iter()
+                    .map(|s| (s.group_id, s.weight))
+                    .collect(),
+            );
+            let client = clients.get_or_build(prev_clients, ClientKey::of(&g.config));
+            let rt = Arc::new(GroupRuntime {
+                group: g.clone(),
+                upstreams,
+                members,
+                rules: rules::compile(&g.def.header_rules),
+                client,
+                metrics: gpt_load_common::metrics::metrics()
+                    .group(&g.def.name, g.def.channel_type.as_str()),
+            });
+            by_name.insert(g.def.name.clone(), rt.clone());
+            by_id.insert(g.def.id, rt);
+        }
+        Self {
+            snapshot,
+            arrived: std::time::Instant::now(),
+            by_name,
+            by_id,
+            clients,
+        }
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Arc<GroupRuntime>> {
+        self.by_name.get(name)
+    }
+
+    pub fn group_by_id(&self, id: i64) -> Option<&Arc<GroupRuntime>> {
+        self.by_id.get(&id)
+    }
+}
+
+/// Limits of the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyLimits {
+    pub max_body_bytes: usize,
+    pub read_timeout: Duration,
+    pub max_concurrent: usize,
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for ProxyLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            read_timeout: Duration::from_secs(60),
+            max_concurrent: 100,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Shared state of the data plane; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WorkerState(pub Arc<WorkerInner>);
+
+#[derive(Debug)]
+pub struct WorkerInner {
+    pub runtime: ArcSwap<Runtime>,
+    pub store: Arc<AnyKeyStore>,
+    pub records: RecordSender,
+    pub limits: ProxyLimits,
+    pub limiter: Arc<Semaphore>,
+    /// Failed proxy-key and integration-info attempts per client address.
+    pub throttle: crate::throttle::FailureThrottle,
+    /// Serialises runtime rebuilds so client reuse sees the latest previous runtime.
+    publish: parking_lot::Mutex<()>,
+}
+
+impl WorkerState {
+    pub fn new(
+        snapshot: Arc<ConfigSnapshot>,
+        store: Arc<AnyKeyStore>,
+        records: RecordSender,
+        limits: ProxyLimits,
+    ) -> Self {
+        let runtime = Runtime::build(snapshot, None);
+        Self(Arc::new(WorkerInner {
+            runtime: ArcSwap::from_pointee(runtime),
+            store,
+            records,
+            limiter: Arc::new(Semaphore::new(limits.max_concurrent)),
+            throttle: crate::throttle::FailureThrottle::default(),
+            limits,
+            publish: parking_lot::Mutex::new(()),
+        }))
+    }
+
+    /// Swaps in a new snapshot (older versions than the current one are ignored).
+    pub fn publish(&self, snapshot: Arc<ConfigSnapshot>) {
+        let _g = self.0.publish.lock();
+        let current = self.0.runtime.load_full();
+        if snapshot.version < current.snapshot.version {
+            return;
+        }
+        let next = Runtime::build(snapshot, Some(&current));
+        self.0.runtime.store(Arc::new(next));
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.0.runtime.load_full()
+    }
+
+    pub fn snapshot(&self) -> Arc<ConfigSnapshot> {
+        self.0.runtime.load().snapshot.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_bases_split_and_reject_bad_urls() {
+        let b = UpstreamBase::parse("https://api.example.com/openai/").unwrap();
+        assert_eq!(b.origin, "https://api.example.com");
+        assert_eq!(b.path, "/openai");
+        assert_eq!(
+            UpstreamBase::parse("http://127.0.0.1:8080").unwrap().path,
+            ""
+        );
+        assert!(UpstreamBase::parse("ftp://x").is_none());
+        assert!(UpstreamBase::parse("not a url").is_none());
+    }
+}
