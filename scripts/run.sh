@@ -8,6 +8,6 @@ if [ -z "${AUTH_KEY:-}" ] && ! grep -qs '^AUTH_KEY=' .env; then
   exit 2
 fi
 if command -v npm >/dev/null 2>&1 && [ -f ui/package.json ]; then
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+  (cd ui && npm install --no-audit --no-fund --loglevel=error && npm run build --silent)
 fi
 exec cargo run --release --bin gpt-load

@@ -81,7 +81,7 @@ pub async fn serve(req: Request) -> Response {
         Some(bytes) => file_response(bytes, Path::new("index.html"), "no-cache, no-store, must-revalidate"),
         None if req.uri().path() == "/" || !req.uri().path().contains('.') => Html(
             "<!doctype html><title>gpt-load</title><p>gpt-load is running. The web UI has not been built: \
-             run <code>npm --prefix ui ci &amp;&amp; npm --prefix ui run build</code>.</p>",
+             run <code>npm --prefix ui install &amp;&amp; npm --prefix ui run build</code>.</p>",
         )
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

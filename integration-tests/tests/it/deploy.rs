@@ -197,7 +197,7 @@ async fn deploy_files_parse_and_agree() {
         "FROM node:",
         "FROM rust:",
         "FROM debian:",
-        "npm --prefix ui ci",
+        "npm --prefix ui install",
         "npm --prefix ui run build",
         "cargo build --release --locked --bin gpt-load",
         "COPY --from=ui /src/ui/dist ui/dist",
