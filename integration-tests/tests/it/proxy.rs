@@ -549,11 +549,24 @@ async fn oversized_bodies_get_413_and_concurrency_limit_429() {
     let seen = t.mock.request_count();
     let h1 = tokio::spawn(t.chat("lim").send());
     let h2 = tokio::spawn(t.chat("lim").send());
-    assert!(
-        t.mock
-            .wait_for_requests(seen + 2, Duration::from_secs(10))
-            .await
-    );
+    if !t
+        .mock
+        .wait_for_requests(seen + 2, Duration::from_secs(10))
+        .await
+    {
+        let (a, b) = (h1.await.unwrap(), h2.await.unwrap());
+        let show = |r: reqwest::Result<reqwest::Response>| match r {
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => format!("error {e:?}"),
+        };
+        panic!(
+            "the two slow requests did not both reach the upstream (it saw {}): {}, {}\nserver log:\n{}",
+            t.mock.request_count() - seen,
+            show(a),
+            show(b),
+            t.server.logs()
+        );
+    }
     let c = t.chat("lim").send().await.unwrap();
     let (a, b) = (h1.await.unwrap(), h2.await.unwrap());
     assert_eq!(a.unwrap().status(), 200);

@@ -463,17 +463,9 @@ pub async fn update_sub_group_weight(
             "validation.sub_group_weight_max_exceeded",
         ));
     }
-    match groups::update_sub_group_weight(&state.db, id, sub, weight).await {
-        Err(DbError::NotFound) => {
-            return Err(ApiError::i18n(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                lang,
-                "group.sub_group_not_found",
-            ));
-        }
-        r => r?,
-    }
+    groups::update_sub_group_weight(&state.db, id, sub, weight)
+        .await
+        .map_err(|e| sub_group_error(lang, e))?;
     state.publish().await?;
     ok_msg(i18n::t(lang, "success.sub_group_weight_updated"))
 }
@@ -493,19 +485,24 @@ pub async fn delete_sub_group(
         )
     })?;
     aggregate(&state, lang, id).await?;
-    match groups::delete_sub_group(&state.db, id, sub).await {
-        Err(DbError::NotFound) => {
-            return Err(ApiError::i18n(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                lang,
-                "group.sub_group_not_found",
-            ));
-        }
-        r => r?,
-    }
+    groups::delete_sub_group(&state.db, id, sub)
+        .await
+        .map_err(|e| sub_group_error(lang, e))?;
     state.publish().await?;
     ok_msg(i18n::t(lang, "success.sub_group_deleted"))
+}
+
+/// A missing sub-group link is a 404; anything else is the database's error.
+fn sub_group_error(lang: Lang, e: DbError) -> ApiError {
+    match e {
+        DbError::NotFound => ApiError::i18n(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            lang,
+            "group.sub_group_not_found",
+        ),
+        e => e.into(),
+    }
 }
 
 pub async fn parent_aggregates(
