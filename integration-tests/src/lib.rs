@@ -2,6 +2,7 @@
 //! vendors' wire formats ([`mock_upstream`]). Harness helpers that spawn the real
 //! binaries live beside it.
 
+pub mod forward_proxy;
 pub mod harness;
 pub mod mock_upstream;
 pub mod otlp;

@@ -13,8 +13,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use gpt_load_common::model::EffectiveConfig;
 
+use crate::upstream_proxy::{self, ProxyConnector};
+
 /// The client type used for every upstream request.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
 /// What distinguishes two connection pools.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,7 +39,7 @@ impl ClientKey {
 }
 
 /// Builds a client: HTTP/1.1 and HTTP/2 (ALPN), rustls with the webpki roots, TCP keep-alive,
-/// Nagle off. `proxy_url` is not applied yet (documented limitation).
+/// Nagle off, through `proxy_url` (or the environment's proxy) when one is set.
 pub fn build(key: &ClientKey) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -49,7 +51,10 @@ pub fn build(key: &ClientKey) -> HttpClient {
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(ProxyConnector::new(
+            http,
+            upstream_proxy::matcher(&key.proxy_url),
+        ));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(key.idle_timeout_s))
         .pool_max_idle_per_host(key.max_idle_per_host)

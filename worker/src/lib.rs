@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod rules;
 pub mod state;
 pub mod throttle;
+pub mod upstream_proxy;
 pub mod validate;
 pub mod weighted;
 

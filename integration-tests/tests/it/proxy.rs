@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use gpt_load_integration_tests::forward_proxy::ForwardProxy;
 use gpt_load_integration_tests::harness::{Server, eventually};
 use gpt_load_integration_tests::mock_upstream::{Behavior, MockUpstream};
 use serde_json::{Value, json};
@@ -668,4 +669,83 @@ async fn aggregates_balance_and_move_past_exhausted_members() {
     let logs = t.logs_at_least("parent_group_name=agg", 40).await;
     assert_eq!(logs.len(), 40);
     assert!(logs.iter().all(|l| l["parent_group_id"] == agg));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_requests_go_through_the_groups_proxy_url() {
+    let t = Setup::new(&[]).await;
+    let mock = t.mock.addr().to_string();
+
+    // An HTTP proxy: a CONNECT tunnel with the URL's credentials as Basic auth
+    // ("user:s3cret"), reused by the next request (pooled connection).
+    let http = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ=")).await;
+    let url = http.url("http", Some("user:s3cret"));
+    t.group(
+        "via-http",
+        "openai",
+        &["sk-h1"],
+        json!({"config": {"proxy_url": url}}),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(t.chat("via-http").send().await.unwrap().status(), 200);
+    }
+    let tunnels = http.tunnels();
+    assert_eq!(tunnels.len(), 1, "{tunnels:?}");
+    assert_eq!(tunnels[0].target, mock);
+    assert!(tunnels[0].accepted);
+    assert_eq!(t.mock.request_count(), 2);
+
+    // Credentials the proxy refuses: a 502 that names the proxy's refusal, not the password.
+    let strict = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ=")).await;
+    let url = strict.url("http", Some("user:n0t-the-passw0rd"));
+    t.group(
+        "bad-proxy",
+        "openai",
+        &["sk-h2"],
+        json!({"config": {"proxy_url": url, "max_retries": 0}}),
+    )
+    .await;
+    let r = t.chat("bad-proxy").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("proxy"), "{body}");
+    assert!(!body.contains("n0t-the-passw0rd"), "{body}");
+    assert!(strict.tunnels().iter().all(|t| !t.accepted));
+    assert_eq!(t.mock.request_count(), 2, "nothing reached the upstream");
+
+    // SOCKS5 with username/password; the proxy resolves the target.
+    let socks = ForwardProxy::socks5(Some(("u", "p"))).await;
+    let url = socks.url("socks5", Some("u:p"));
+    let id = t
+        .group(
+            "via-socks",
+            "openai",
+            &["sk-s1"],
+            json!({"config": {"proxy_url": url}}),
+        )
+        .await;
+    assert_eq!(t.chat("via-socks").send().await.unwrap().status(), 200);
+    let tunnels = socks.tunnels();
+    assert_eq!(tunnels.len(), 1, "{tunnels:?}");
+    assert_eq!(tunnels[0].target, mock);
+    assert_eq!(tunnels[0].auth.as_deref(), Some("u:p"));
+
+    // Clearing proxy_url takes effect without a restart: with the proxy gone (its tunnels
+    // closed too), requests still succeed, so they go direct.
+    let (status, v) = t
+        .server
+        .put(&format!("/api/groups/{id}"), json!({"config": {}}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    drop(socks);
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            t.chat("via-socks")
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await
+    );
 }

@@ -1,0 +1,163 @@
+//! Upstream connections through a forward proxy, as GPT-Load makes them: the group's `proxy_url`
+//! when it is a valid proxy URL, else the standard `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` /
+//! `NO_PROXY` variables, else direct.
+//!
+//! `http://` and `https://` proxies are asked for a `CONNECT` tunnel (also for plain-http
+//! upstreams), with `Proxy-Authorization: Basic` from the URL's user info; `socks5://` and
+//! `socks5h://` proxies resolve the upstream's name themselves, with username/password
+//! authentication from the URL. The connector yields the same stream type either way, so TLS to
+//! an `https` upstream runs over the tunnel end to end.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tower::{Service, ServiceExt};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the connector yields: a TCP stream to the upstream, or to it through a tunnel (itself
+/// over TLS when the proxy is an `https://` one).
+pub type ProxyStream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Variables the environment fallback reads (any of them set turns it on).
+const PROXY_ENV: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The proxy rules of one client: `None` when every upstream is reached directly.
+pub fn matcher(proxy_url: &str) -> Option<Arc<Matcher>> {
+    let configured = proxy_url.trim();
+    if !configured.is_empty() {
+        let m = Matcher::builder().all(configured.to_owned()).build();
+        // A URL the matcher cannot use (bad syntax, unknown scheme) falls back to the
+        // environment, as in GPT-Load.
+        if m.intercept(&Uri::from_static("https://upstream.invalid"))
+            .is_some()
+        {
+            return Some(Arc::new(m));
+        }
+        tracing::warn!(
+            "proxy_url is not a usable proxy URL; using the environment's proxy settings"
+        );
+    }
+    PROXY_ENV
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+        .then(|| Arc::new(Matcher::from_env()))
+}
+
+/// A connector that dials upstreams directly or through the proxy its [`Matcher`] names.
+#[derive(Clone)]
+pub struct ProxyConnector {
+    tcp: HttpConnector,
+    /// Dials `http://` proxies in the clear and `https://` proxies over TLS (HTTP/1.1 only:
+    /// `CONNECT` is an HTTP/1.1 request).
+    to_proxy: HttpsConnector<HttpConnector>,
+    matcher: Option<Arc<Matcher>>,
+}
+
+impl ProxyConnector {
+    pub fn new(tcp: HttpConnector, matcher: Option<Arc<Matcher>>) -> Self {
+        let to_proxy = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp.clone());
+        Self {
+            tcp,
+            to_proxy,
+            matcher,
+        }
+    }
+}
+
+impl Service<Uri> for ProxyConnector {
+    type Response = ProxyStream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<ProxyStream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Every dial clones a ready connector in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let tcp = self.tcp.clone();
+        let Some(proxy) = self.matcher.as_ref().and_then(|m| m.intercept(&dst)) else {
+            return Box::pin(async move { Ok(MaybeHttpsStream::Http(tcp.oneshot(dst).await?)) });
+        };
+        let proxy_uri = proxy.uri().clone();
+        match proxy_uri.scheme_str() {
+            Some("http" | "https") => {
+                let mut tunnel = Tunnel::new(proxy_uri, self.to_proxy.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move { Ok(tunnel.oneshot(dst).await?) })
+            }
+            Some("socks5" | "socks5h") => {
+                // Like Go's dialer, the proxy resolves the upstream's name for both schemes.
+                let mut socks = SocksV5::new(proxy_uri, tcp).local_dns(false);
+                if let Some((user, pass)) = proxy.raw_auth() {
+                    socks = socks.with_auth(user.to_owned(), pass.to_owned());
+                }
+                Box::pin(async move { Ok(MaybeHttpsStream::Http(socks.oneshot(dst).await?)) })
+            }
+            other => {
+                let msg = format!(
+                    "unsupported proxy scheme {:?} (use http, https, socks5 or socks5h)",
+                    other.unwrap_or("")
+                );
+                Box::pin(async move { Err(msg.into()) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_proxy_url_is_used_for_every_scheme() {
+        let m = matcher("http://user:pa%20ss@127.0.0.1:8080").expect("a proxy");
+        for dst in ["https://api.openai.com/v1", "http://10.0.0.1:3000/v1"] {
+            let i = m.intercept(&dst.parse().unwrap()).expect(dst);
+            assert_eq!(i.uri(), "http://127.0.0.1:8080/");
+            // "user:pa ss" in base64
+            assert_eq!(
+                i.basic_auth().unwrap().to_str().unwrap(),
+                "Basic dXNlcjpwYSBzcw=="
+            );
+        }
+        let s = matcher("socks5://u:p@127.0.0.1:1080").expect("a proxy");
+        let i = s.intercept(&"https://x.test".parse().unwrap()).unwrap();
+        assert_eq!(i.uri().scheme_str(), Some("socks5"));
+        assert_eq!(i.raw_auth(), Some(("u", "p")));
+    }
+
+    #[test]
+    fn unusable_proxy_urls_fall_back_to_the_environment() {
+        // The test process has no proxy variables, so the fallback is a direct connection.
+        if PROXY_ENV.iter().any(|v| std::env::var(v).is_ok()) {
+            return;
+        }
+        assert!(matcher("").is_none());
+        assert!(matcher("   ").is_none());
+        assert!(matcher("ftp://proxy:21").is_none());
+    }
+}
