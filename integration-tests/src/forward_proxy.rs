@@ -42,7 +42,7 @@ impl Drop for ForwardProxy {
 impl ForwardProxy {
     /// An HTTP proxy that only opens `CONNECT` tunnels; with `require`, only for requests whose
     /// `Proxy-Authorization` equals it (else `407`).
-    pub async fn connect(require: Option<&str>) -> Self {
+    pub async fn connect(require: Option<&str>) -> std::io::Result<Self> {
         Self::start(Kind::Connect {
             require: require.map(str::to_owned),
         })
@@ -50,16 +50,16 @@ impl ForwardProxy {
     }
 
     /// A SOCKS5 proxy; with `require`, username/password authentication must match it.
-    pub async fn socks5(require: Option<(&str, &str)>) -> Self {
+    pub async fn socks5(require: Option<(&str, &str)>) -> std::io::Result<Self> {
         Self::start(Kind::Socks5 {
             require: require.map(|(u, p)| (u.to_owned(), p.to_owned())),
         })
         .await
     }
 
-    async fn start(kind: Kind) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
+    async fn start(kind: Kind) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let tunnels = Arc::new(Mutex::new(Vec::new()));
         let log = tunnels.clone();
         // Connections live in a JoinSet owned by the accept task: dropping the proxy aborts
@@ -77,11 +77,11 @@ impl ForwardProxy {
                 });
             }
         });
-        Self {
+        Ok(Self {
             addr,
             tunnels,
             task,
-        }
+        })
     }
 
     /// `http://127.0.0.1:port`-style URL of this proxy with `scheme` and optional user info.

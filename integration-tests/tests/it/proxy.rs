@@ -678,7 +678,9 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
 
     // An HTTP proxy: a CONNECT tunnel with the URL's credentials as Basic auth
     // ("user:s3cret"), reused by the next request (pooled connection).
-    let http = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ=")).await;
+    let http = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ="))
+        .await
+        .unwrap();
     let url = http.url("http", Some("user:s3cret"));
     t.group(
         "via-http",
@@ -697,7 +699,9 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
     assert_eq!(t.mock.request_count(), 2);
 
     // Credentials the proxy refuses: a 502 that names the proxy's refusal, not the password.
-    let strict = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ=")).await;
+    let strict = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ="))
+        .await
+        .unwrap();
     let url = strict.url("http", Some("user:n0t-the-passw0rd"));
     t.group(
         "bad-proxy",
@@ -715,7 +719,7 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
     assert_eq!(t.mock.request_count(), 2, "nothing reached the upstream");
 
     // SOCKS5 with username/password; the proxy resolves the target.
-    let socks = ForwardProxy::socks5(Some(("u", "p"))).await;
+    let socks = ForwardProxy::socks5(Some(("u", "p"))).await.unwrap();
     let url = socks.url("socks5", Some("u:p"));
     let id = t
         .group(
