@@ -278,3 +278,146 @@ async fn redis_selection_decrypts_stored_values() {
     }
     s.remove_group(9).await.unwrap();
 }
+
+/// A three-master Redis Cluster of real `redis-server` processes on free ports, torn down on drop.
+struct RedisCluster {
+    nodes: Vec<std::process::Child>,
+    ports: Vec<u16>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    fn free_port() -> u16 {
+        // The cluster bus listens on port + 10000: both must be free.
+        loop {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+                return port;
+            }
+        }
+    }
+
+    async fn start() -> RedisCluster {
+        let dir =
+            std::env::temp_dir().join(format!("gpt-load-rc-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..3 {
+            let port = Self::free_port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-config-file")
+                .arg(cluster.dir.join(format!("nodes-{port}.conf")))
+                .arg("--dir")
+                .arg(&cluster.dir)
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            cluster.nodes.push(child);
+            cluster.ports.push(port);
+        }
+        for port in &cluster.ports {
+            assert!(
+                Self::wait_cli(*port, &["ping"], "PONG").await,
+                "redis-server on {port} did not start"
+            );
+        }
+        let addrs: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        for port in &cluster.ports {
+            assert!(
+                Self::wait_cli(*port, &["cluster", "info"], "cluster_state:ok").await,
+                "cluster not ok on {port}"
+            );
+        }
+        cluster
+    }
+
+    async fn wait_cli(port: u16, args: &[&str], expect: &str) -> bool {
+        for _ in 0..100 {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string()])
+                .args(args)
+                .output();
+            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(expect)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn dsn(&self) -> String {
+        let others: Vec<String> = self.ports[1..]
+            .iter()
+            .map(|p| format!("node=127.0.0.1:{p}"))
+            .collect();
+        format!(
+            "redis-cluster://127.0.0.1:{}?{}",
+            self.ports[0],
+            others.join("&")
+        )
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The same contract on a real Redis Cluster: every group's keys share one hash tag, so the
+/// multi-key scripts run on whichever node owns the group's slot (groups 1–6 spread over the
+/// three masters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_store_contract() {
+    let cluster = RedisCluster::start().await;
+    let client = connect(&cluster.dsn()).await.unwrap();
+    let s = Arc::new(RedisKeyStore::new(
+        client,
+        RedisKeys::new("gpt-load"),
+        Arc::new(KeyCipher::new(None)),
+    ));
+    rotation(s.as_ref()).await;
+    blacklist_and_restore(s.as_ref()).await;
+    cool_down(s.as_ref()).await;
+    membership(s.as_ref()).await;
+    exact_concurrent_counting(s.clone()).await;
+    // The groups really are spread: more than one master holds keys.
+    let holding = cluster
+        .ports
+        .iter()
+        .filter(|p| {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "dbsize"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() != "0")
+        })
+        .count();
+    assert!(holding >= 2, "keys on {holding} of 3 masters");
+}
