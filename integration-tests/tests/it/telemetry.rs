@@ -6,7 +6,11 @@
 
 use std::time::Duration;
 
-use gpt_load_integration_tests::harness::eventually;
+use std::sync::Arc;
+
+use gpt_load_integration_tests::harness::{
+    ADMIN_KEY, RedisServer, Server, eventually, free_port, run_cli,
+};
 use gpt_load_integration_tests::otlp::proto::metrics::v1::{metric, number_data_point};
 use gpt_load_integration_tests::otlp::proto::trace::v1::Span;
 use gpt_load_integration_tests::otlp::{Receiver, attr, hex};
@@ -255,4 +259,55 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
     ] {
         assert!(!dump.contains(secret), "a secret was exported");
     }
+}
+
+/// gRPC calls to the master (here `gpt-load ctl status`) are exported as server spans named by
+/// their method.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_calls_are_traced() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recv = Receiver::serve(listener, true);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let redis = RedisServer::start().await;
+    let grpc_port = free_port().to_string();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let _master = Server::start(
+        dir,
+        &[
+            ("REDIS_DSN", redis.url().as_str()),
+            ("GRPC_PORT", grpc_port.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    )
+    .await;
+    let grpc = format!("http://127.0.0.1:{grpc_port}");
+    let (ok, out, err) = run_cli(
+        std::path::Path::new("/tmp"),
+        &[("AUTH_KEY", ADMIN_KEY)],
+        &["ctl", "--master", &grpc, "--json", "status"],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    let method = "gptload.ops.v1.Ops/ClusterStatus";
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let spans = recv.spans();
+            async move { spans.iter().any(|s| s.name == method) }
+        })
+        .await,
+        "no gRPC span among {:?}",
+        recv.spans()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    );
+    let spans = recv.spans();
+    let span = spans.iter().find(|s| s.name == method).unwrap();
+    assert_eq!(
+        attr(&span.attributes, "rpc.system").as_deref(),
+        Some("grpc")
+    );
+    assert_eq!(span.kind, 2, "SPAN_KIND_SERVER");
 }
