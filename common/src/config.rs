@@ -209,8 +209,9 @@ pub struct StaticConfig {
     pub grpc_port: u16,
     pub master_grpc_url: Option<String>,
     pub cluster_secret: Option<Secret>,
-    /// Peers whose `X-Forwarded-For`/`X-Real-IP` we believe; empty = trust nobody.
-    pub trusted_proxies: Vec<String>,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For`/`X-Real-IP` we believe; empty =
+    /// trust nobody.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics_enabled: bool,
     pub ui_dir: Option<String>,
 }
@@ -340,7 +341,7 @@ impl StaticConfig {
             }
         }
         let cluster_secret = env.opt_string(ENV_CLUSTER_SECRET).map(Secret::new);
-        let trusted_proxies = list(ENV_TRUSTED_PROXIES, "");
+        let trusted_proxies = parse_trusted_proxies(&list(ENV_TRUSTED_PROXIES, ""))?;
         let metrics_enabled = env.bool(ENV_METRICS_ENABLED, false)?;
         let ui_dir = env.opt_string(ENV_UI_DIR);
 
@@ -543,8 +544,36 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// `TRUSTED_PROXIES` entries: IP addresses (`10.0.0.7`) or CIDR ranges (`10.0.0.0/8`, `fd00::/8`).
+fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<ipnet::IpNet>, EnvError> {
+    entries
+        .iter()
+        .map(|e| {
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    EnvError::new(
+                        ENV_TRUSTED_PROXIES,
+                        format!("`{e}` is not an IP address or CIDR range"),
+                    )
+                })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let ok =
+            parse_trusted_proxies(&["10.0.0.7".into(), "10.0.0.0/8".into(), "::1".into()]).unwrap();
+        let shown: Vec<String> = ok.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.7/32", "10.0.0.0/8", "::1/128"]);
+        let e = parse_trusted_proxies(&["10.0.0.0/33".into()]).unwrap_err();
+        assert!(e.to_string().contains("TRUSTED_PROXIES"), "{e}");
+        assert!(parse_trusted_proxies(&["proxy.local".into()]).is_err());
+    }
+
     use super::*;
     use crate::env::MapEnv;
 

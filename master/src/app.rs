@@ -171,16 +171,7 @@ impl App {
             }
         }
         let (records, rx) = record_queue(RECORD_QUEUE);
-        let limits = ProxyLimits {
-            max_body_bytes: cfg.max_request_body_bytes,
-            read_timeout: cfg.read_timeout,
-            max_concurrent: cfg.max_concurrent_requests,
-            trusted_proxies: cfg
-                .trusted_proxies
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect(),
-        };
+        let limits = ProxyLimits::from_config(&cfg);
         let worker = WorkerState::new(initial.clone(), store.clone(), records.clone(), limits);
         let publisher = SnapshotPublisher::new(initial);
         let addr = format!("{}:{}", cfg.host, cfg.port);

@@ -5,14 +5,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use http::request::Parts;
+use ipnet::IpNet;
 
-pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> String {
+pub fn client_ip(parts: &Parts, trusted: &[IpNet]) -> String {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(p) = peer {
-        if trusted.contains(&p) {
+        if trusted.iter().any(|net| net.contains(&p)) {
             let forwarded = parts
                 .headers
                 .get("x-forwarded-for")
@@ -54,7 +55,7 @@ mod tests {
 
     #[test]
     fn forwarded_headers_only_from_trusted_peers() {
-        let trusted: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap()];
+        let trusted: Vec<IpNet> = vec!["10.0.0.1/32".parse().unwrap(), "fd00::/8".parse().unwrap()];
         assert_eq!(
             client_ip(&parts("10.0.0.1:5", Some("1.2.3.4, 10.0.0.1")), &trusted),
             "1.2.3.4"
@@ -66,6 +67,15 @@ mod tests {
         assert_eq!(
             client_ip(&parts("10.0.0.1:5", Some("garbage")), &trusted),
             "10.0.0.1"
+        );
+        // A range trusts every address in it, and only those.
+        assert_eq!(
+            client_ip(&parts("[fd12::1]:5", Some("5.6.7.8")), &trusted),
+            "5.6.7.8"
+        );
+        assert_eq!(
+            client_ip(&parts("10.0.0.2:5", Some("5.6.7.8")), &trusted),
+            "10.0.0.2"
         );
     }
 }

@@ -86,16 +86,7 @@ pub async fn run(
         .unwrap_or_else(ConfigSnapshot::empty);
     tracing::info!(version = initial.version, "initial snapshot from redis");
     let (records, rx) = record_queue(65_536);
-    let limits = ProxyLimits {
-        max_body_bytes: cfg.max_request_body_bytes,
-        read_timeout: cfg.read_timeout,
-        max_concurrent: cfg.max_concurrent_requests,
-        trusted_proxies: cfg
-            .trusted_proxies
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect(),
-    };
+    let limits = ProxyLimits::from_config(&cfg);
     let state = WorkerState::new(Arc::new(initial), store, records, limits);
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let listener = tokio::net::TcpListener::bind(&addr)

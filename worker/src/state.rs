@@ -2,7 +2,6 @@
 //! swapped atomically), the key store, the record queue and the limits.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use arc_swap::ArcSwap;
 use gpt_load_common::keystore::AnyKeyStore;
 use gpt_load_common::log_record::RecordSender;
 use gpt_load_common::snapshot::{ConfigSnapshot, GroupSnapshot};
+use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
 use crate::client::{ClientCache, ClientKey, HttpClient};
@@ -128,7 +128,19 @@ pub struct ProxyLimits {
     pub max_body_bytes: usize,
     pub read_timeout: Duration,
     pub max_concurrent: usize,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl ProxyLimits {
+    /// The limits a node's configuration sets.
+    pub fn from_config(cfg: &gpt_load_common::config::StaticConfig) -> Self {
+        Self {
+            max_body_bytes: cfg.max_request_body_bytes,
+            read_timeout: cfg.read_timeout,
+            max_concurrent: cfg.max_concurrent_requests,
+            trusted_proxies: cfg.trusted_proxies.clone(),
+        }
+    }
 }
 
 impl Default for ProxyLimits {

@@ -36,6 +36,10 @@ async fn bad_values_exit_with_one_line_naming_the_variable() {
             ],
         ),
         ("REDIS_DSN", &[("IS_SLAVE", "true")]),
+        (
+            "TRUSTED_PROXIES",
+            &[("TRUSTED_PROXIES", "10.0.0.1,10.0.0.0/33")],
+        ),
     ];
     for (var, env) in cases {
         let mut env: Vec<(&str, &str)> = env.to_vec();
