@@ -5,7 +5,7 @@
 //! - when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (with the standard `OTEL_SERVICE_NAME`,
 //!   `OTEL_RESOURCE_ATTRIBUTES`, … read by the SDK): OpenTelemetry traces (a span per proxied
 //!   request with one child per upstream attempt, admin API and gRPC spans) and metrics (the same
-//!   families as `/metrics`) exported over OTLP/gRPC, and W3C trace context accepted from clients
+//!   families as `/metrics`) exported over OTLP (gRPC, or HTTP/protobuf per `OTEL_EXPORTER_OTLP_PROTOCOL`), and W3C trace context accepted from clients
 //!   and propagated to upstreams.
 //!
 //! With OTLP off no span is created on the request path (see [`tracing_enabled`]).
@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -137,6 +138,40 @@ fn remote_sampled(headers: &http::HeaderMap) -> Option<bool> {
 }
 
 /// `OTEL_{TRACES,METRICS}_EXPORTER`: `otlp` (the default) or `none`.
+/// The OTLP transport of one signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// OTLP/gRPC (port 4317), our default.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, `/v1/traces`, `/v1/metrics`).
+    HttpProtobuf,
+}
+
+/// The transport for a signal: its own `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`, else gRPC.
+fn protocol(signal_var: &str) -> Result<Wire, String> {
+    let set = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .map(|v| (var.to_owned(), v))
+    };
+    match set(signal_var).or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+        None => Ok(Wire::Grpc),
+        Some((var, v)) => parse_wire(&v)
+            .ok_or_else(|| format!("{var}: {v:?} is not supported (use grpc or http/protobuf)")),
+    }
+}
+
+fn parse_wire(v: &str) -> Option<Wire> {
+    match v {
+        "grpc" => Some(Wire::Grpc),
+        "http/protobuf" => Some(Wire::HttpProtobuf),
+        _ => None,
+    }
+}
+
 fn exporter_on(var: &str) -> Result<bool, String> {
     match std::env::var(var).ok().as_deref().map(str::trim) {
         None | Some("" | "otlp") => Ok(true),
@@ -247,20 +282,8 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
     let otel_layer = match otlp_endpoint() {
         None => None,
         Some(_) => {
-            for var in [
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-            ] {
-                if let Ok(p) = std::env::var(var)
-                    && !p.trim().is_empty()
-                    && p.trim() != "grpc"
-                {
-                    return Err(format!(
-                        "{var}: only grpc is supported (got {p:?}); point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's gRPC port (4317)"
-                    ));
-                }
-            }
+            let metrics_protocol = protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?;
+            let traces_protocol = protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?;
             let service = std::env::var("OTEL_SERVICE_NAME")
                 .ok()
                 .filter(|s| !s.trim().is_empty())
@@ -270,10 +293,15 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
                 .build();
             let traces = exporter_on("OTEL_TRACES_EXPORTER")?;
             if exporter_on("OTEL_METRICS_EXPORTER")? {
-                let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .build()
-                    .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+                let builder = opentelemetry_otlp::MetricExporter::builder();
+                let metric_exporter = match metrics_protocol {
+                    Wire::Grpc => builder.with_tonic().build(),
+                    Wire::HttpProtobuf => builder
+                        .with_http()
+                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                        .build(),
+                }
+                .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
                 let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
                     .with_interval(metric_export_interval())
                     .build();
@@ -287,10 +315,15 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
                 METRICS_ON.store(true, Ordering::Relaxed);
             }
             if traces {
-                let span_exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .build()
-                    .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+                let builder = opentelemetry_otlp::SpanExporter::builder();
+                let span_exporter = match traces_protocol {
+                    Wire::Grpc => builder.with_tonic().build(),
+                    Wire::HttpProtobuf => builder
+                        .with_http()
+                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                        .build(),
+                }
+                .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
                 let sampling = parse_sampling(
                     std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
                     std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
@@ -376,6 +409,14 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn otlp_protocols() {
+        assert_eq!(parse_wire("grpc"), Some(Wire::Grpc));
+        assert_eq!(parse_wire("http/protobuf"), Some(Wire::HttpProtobuf));
+        assert_eq!(parse_wire("http/json"), None);
+        assert_eq!(parse_wire("HTTP"), None);
+    }
+
     use super::*;
 
     fn with_parent(flags: &str) -> http::HeaderMap {

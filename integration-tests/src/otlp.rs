@@ -1,5 +1,5 @@
-//! An OTLP/gRPC receiver (the trace and metrics services an OpenTelemetry collector exposes) that
-//! keeps what it is sent, for tests and the `otlp-sink` benchmark helper.
+//! An OTLP receiver (the trace and metrics services an OpenTelemetry collector exposes, over gRPC or
+//! HTTP/protobuf) that keeps what it is sent, for tests and the `otlp-sink` benchmark helper.
 
 use std::sync::Arc;
 
@@ -46,7 +46,24 @@ impl TraceService for Receiver {
         &self,
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let req = req.into_inner();
+        self.take_traces(req.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.take_metrics(req.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+impl Receiver {
+    fn take_traces(&self, req: ExportTraceServiceRequest) {
         let n: usize = req
             .resource_spans
             .iter()
@@ -58,27 +75,33 @@ impl TraceService for Receiver {
         if r.keep {
             r.traces.push(req);
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-}
 
-#[tonic::async_trait]
-impl MetricsService for Receiver {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+    fn take_metrics(&self, req: ExportMetricsServiceRequest) {
         let mut r = self.0.lock();
         if r.keep {
-            r.metrics.push(req.into_inner());
+            r.metrics.push(req);
         } else {
-            r.metrics = vec![req.into_inner()];
+            r.metrics = vec![req];
         }
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
-}
 
-impl Receiver {
+    /// Serves OTLP/HTTP with protobuf bodies on `listener` (`POST /v1/traces`, `/v1/metrics`);
+    /// `keep` as for [`Receiver::serve`].
+    pub fn serve_http(listener: tokio::net::TcpListener, keep: bool) -> Receiver {
+        use axum::routing::post;
+        let recv = Receiver::default();
+        recv.0.lock().keep = keep;
+        let app = axum::Router::new()
+            .route("/v1/traces", post(http_traces))
+            .route("/v1/metrics", post(http_metrics))
+            .with_state(recv.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        recv
+    }
+
     /// Serves on `listener`; `keep` retains every export (tests), otherwise only counts spans and
     /// keeps the latest metrics (benchmarks).
     pub fn serve(listener: tokio::net::TcpListener, keep: bool) -> Receiver {
@@ -175,4 +198,62 @@ pub fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
 /// Lower-case hex of an id.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The body of an OTLP/HTTP request, if it is protobuf (anything else is refused, so a test sees
+/// the exporter's content type).
+fn protobuf_body<M: prost::Message + Default>(
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<M, (http::StatusCode, String)> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct != "application/x-protobuf" {
+        return Err((
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content-type {ct:?}"),
+        ));
+    }
+    M::decode(body).map_err(|e| (http::StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+fn protobuf_reply<M: prost::Message>(m: &M) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(http::header::CONTENT_TYPE, "application/x-protobuf")],
+        m.encode_to_vec(),
+    )
+        .into_response()
+}
+
+async fn http_traces(
+    axum::extract::State(recv): axum::extract::State<Receiver>,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match protobuf_body::<ExportTraceServiceRequest>(&headers, &body) {
+        Ok(req) => {
+            recv.take_traces(req);
+            protobuf_reply(&ExportTraceServiceResponse::default())
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn http_metrics(
+    axum::extract::State(recv): axum::extract::State<Receiver>,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match protobuf_body::<ExportMetricsServiceRequest>(&headers, &body) {
+        Ok(req) => {
+            recv.take_metrics(req);
+            protobuf_reply(&ExportMetricsServiceResponse::default())
+        }
+        Err(e) => e.into_response(),
+    }
 }

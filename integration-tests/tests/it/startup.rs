@@ -18,7 +18,7 @@ async fn bad_values_exit_with_one_line_naming_the_variable() {
             "OTEL_EXPORTER_OTLP_PROTOCOL",
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
             ],
         ),
         (

@@ -311,3 +311,40 @@ async fn grpc_calls_are_traced() {
     );
     assert_eq!(span.kind, 2, "SPAN_KIND_SERVER");
 }
+
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`: spans and metrics go to the collector's OTLP/HTTP
+/// endpoint (`/v1/traces`, `/v1/metrics` under `OTEL_EXPORTER_OTLP_ENDPOINT`).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_protobuf_export() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recv = Receiver::serve_http(listener, true);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let t = Setup::new(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+    ])
+    .await;
+    t.group("tel-http", "openai", &["sk-otel-http-1"], json!({}))
+        .await;
+    assert_eq!(t.chat("tel-http").send().await.unwrap().status(), 200);
+    let ok = eventually(Duration::from_secs(20), || {
+        let (spans, metrics) = (recv.spans(), recv.latest_metrics());
+        async move {
+            spans.iter().any(|s| s.name == "POST /proxy/tel-http")
+                && spans.iter().any(|s| s.name == "upstream_attempt")
+                && metrics.iter().any(|m| m.name == "gpt_load_requests_total")
+        }
+    })
+    .await;
+    assert!(
+        ok,
+        "spans: {:?}",
+        recv.spans()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    );
+}
