@@ -348,3 +348,70 @@ async fn failed_logins_are_throttled() {
     );
     assert!(r.headers().get("retry-after").is_some());
 }
+
+/// Copying a group re-imports its keys as a task; while another task runs the copy is refused
+/// with 409 and nothing is created (it never comes without its keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_waits_for_the_task_runner() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = Server::start(dir, &[]).await;
+    let group = |name: &str| {
+        json!({"name": name, "channel_type": "openai", "test_model": "m",
+            "upstreams": [{"url": "http://127.0.0.1:9", "weight": 1}]})
+    };
+    let src = s.create_group(group("src")).await;
+    let (status, v) = s
+        .post(
+            "/api/keys/add-multiple",
+            json!({"group_id": src, "keys_text": "sk-a,sk-b,sk-c"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    // A long import into another group holds the task runner.
+    let other = s.create_group(group("other")).await;
+    let keys: Vec<String> = (0..30_000).map(|i| format!("sk-bulk-{i:06}")).collect();
+    let (status, v) = s
+        .post(
+            "/api/keys/add-async",
+            json!({"group_id": other, "keys_text": keys.join("\n")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = s
+        .post(
+            &format!("/api/groups/{src}/copy"),
+            json!({"copy_keys": "all"}),
+        )
+        .await;
+    // The import takes seconds; the copy asked for right after it started is refused.
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("TASK_IN_PROGRESS")),
+        "{v}"
+    );
+    let (_, groups) = s.get("/api/groups").await;
+    let names: Vec<&str> = groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert_eq!(names, ["other", "src"], "no copy was created");
+    s.wait_task().await;
+
+    // Once the runner is free the copy comes with its keys.
+    let (status, v) = s
+        .post(
+            &format!("/api/groups/{src}/copy"),
+            json!({"copy_keys": "all"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let copy = v["data"]["group"]["id"].as_i64().unwrap();
+    assert_eq!(v["data"]["group"]["name"], "src_copy");
+    let task = s.wait_task().await;
+    assert_eq!(task["result"]["added_count"], 3, "{task}");
+    let (_, keys) = s.get(&format!("/api/keys?group_id={copy}")).await;
+    assert_eq!(keys["data"]["pagination"]["total_items"], 3, "{keys}");
+}

@@ -266,11 +266,11 @@ pub async fn copy(
         last_validated_at: None,
         ..src.clone()
     };
-    let new_id = groups::insert(&state.db, &copy).await?;
-    state.publish().await?;
+    // The keys are re-imported by the (single) task runner: refuse before creating anything
+    // while another task runs, so a copy never silently comes without its keys.
+    let mut plain = Vec::new();
     if mode != "none" && src.group_type != "aggregate" {
         let status = (mode == "valid_only").then_some("active");
-        let mut plain = Vec::new();
         let mut after = 0;
         loop {
             let page = keys::page_after(&state.db, Some(id), status, after, 5000).await?;
@@ -281,10 +281,21 @@ pub async fn copy(
                     .map(|k| state.cipher.decrypt_or_raw(&k.key_value)),
             );
         }
-        if !plain.is_empty() {
-            super::keys::start_import(&state, new_id, copy.name.clone(), plain).ok();
-        }
     }
+    if !plain.is_empty() && state.tasks.is_running() {
+        return Err(ApiError::task_in_progress(
+            "a task is already running, please wait",
+        ));
+    }
+    let new_id = groups::insert(&state.db, &copy).await?;
+    if !plain.is_empty()
+        && let Err(e) = super::keys::start_import(&state, new_id, copy.name.clone(), plain)
+    {
+        // A task started in between: undo the copy rather than leave it without keys.
+        groups::delete(&state.db, new_id).await?;
+        return Err(e);
+    }
+    state.publish().await?;
     let g = groups::get(&state.db, new_id).await?;
     ok(lang, json!({"group": svc::response(&g, &app_url(&state))}))
 }
