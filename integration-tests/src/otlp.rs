@@ -228,19 +228,34 @@ fn protobuf_reply<M: prost::Message>(m: &M) -> axum::response::Response {
         .into_response()
 }
 
+/// One OTLP/HTTP export: decode the protobuf request, keep it, answer the empty response.
+fn http_export<Req: prost::Message + Default, Resp: prost::Message + Default>(
+    recv: &Receiver,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    take: fn(&Receiver, Req),
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match protobuf_body::<Req>(headers, body) {
+        Ok(req) => {
+            take(recv, req);
+            protobuf_reply(&Resp::default())
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn http_traces(
     axum::extract::State(recv): axum::extract::State<Receiver>,
     headers: http::HeaderMap,
     body: bytes::Bytes,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match protobuf_body::<ExportTraceServiceRequest>(&headers, &body) {
-        Ok(req) => {
-            recv.take_traces(req);
-            protobuf_reply(&ExportTraceServiceResponse::default())
-        }
-        Err(e) => e.into_response(),
-    }
+    http_export::<ExportTraceServiceRequest, ExportTraceServiceResponse>(
+        &recv,
+        &headers,
+        &body,
+        Receiver::take_traces,
+    )
 }
 
 async fn http_metrics(
@@ -248,12 +263,10 @@ async fn http_metrics(
     headers: http::HeaderMap,
     body: bytes::Bytes,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match protobuf_body::<ExportMetricsServiceRequest>(&headers, &body) {
-        Ok(req) => {
-            recv.take_metrics(req);
-            protobuf_reply(&ExportMetricsServiceResponse::default())
-        }
-        Err(e) => e.into_response(),
-    }
+    http_export::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(
+        &recv,
+        &headers,
+        &body,
+        Receiver::take_metrics,
+    )
 }
