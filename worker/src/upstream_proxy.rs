@@ -38,8 +38,33 @@ const PROXY_ENV: &[&str] = &[
     "all_proxy",
 ];
 
+/// Which proxy, if any, an upstream is reached through.
+pub struct ProxyRules {
+    matcher: Matcher,
+    /// Rules from the environment never apply to `localhost` and loopback addresses (as Go's
+    /// `ProxyFromEnvironment`, which GPT-Load uses); a configured `proxy_url` applies to all.
+    from_env: bool,
+}
+
+impl ProxyRules {
+    fn intercept(&self, dst: &Uri) -> Option<hyper_util::client::proxy::matcher::Intercept> {
+        if self.from_env && dst.host().is_some_and(is_loopback_host) {
+            return None;
+        }
+        self.matcher.intercept(dst)
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The proxy rules of one client: `None` when every upstream is reached directly.
-pub fn matcher(proxy_url: &str) -> Option<Arc<Matcher>> {
+pub fn matcher(proxy_url: &str) -> Option<Arc<ProxyRules>> {
     let configured = proxy_url.trim();
     if !configured.is_empty() {
         let m = Matcher::builder().all(configured.to_owned()).build();
@@ -48,7 +73,10 @@ pub fn matcher(proxy_url: &str) -> Option<Arc<Matcher>> {
         if m.intercept(&Uri::from_static("https://upstream.invalid"))
             .is_some()
         {
-            return Some(Arc::new(m));
+            return Some(Arc::new(ProxyRules {
+                matcher: m,
+                from_env: false,
+            }));
         }
         tracing::warn!(
             "proxy_url is not a usable proxy URL; using the environment's proxy settings"
@@ -57,21 +85,26 @@ pub fn matcher(proxy_url: &str) -> Option<Arc<Matcher>> {
     PROXY_ENV
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
-        .then(|| Arc::new(Matcher::from_env()))
+        .then(|| {
+            Arc::new(ProxyRules {
+                matcher: Matcher::from_env(),
+                from_env: true,
+            })
+        })
 }
 
-/// A connector that dials upstreams directly or through the proxy its [`Matcher`] names.
+/// A connector that dials upstreams directly or through the proxy its [`ProxyRules`] name.
 #[derive(Clone)]
 pub struct ProxyConnector {
     tcp: HttpConnector,
     /// Dials `http://` proxies in the clear and `https://` proxies over TLS (HTTP/1.1 only:
     /// `CONNECT` is an HTTP/1.1 request).
     to_proxy: HttpsConnector<HttpConnector>,
-    matcher: Option<Arc<Matcher>>,
+    matcher: Option<Arc<ProxyRules>>,
 }
 
 impl ProxyConnector {
-    pub fn new(tcp: HttpConnector, matcher: Option<Arc<Matcher>>) -> Self {
+    pub fn new(tcp: HttpConnector, matcher: Option<Arc<ProxyRules>>) -> Self {
         let to_proxy = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -148,6 +181,37 @@ mod tests {
         let i = s.intercept(&"https://x.test".parse().unwrap()).unwrap();
         assert_eq!(i.uri().scheme_str(), Some("socks5"));
         assert_eq!(i.raw_auth(), Some(("u", "p")));
+    }
+
+    #[test]
+    fn environment_rules_skip_loopback_but_a_configured_proxy_does_not() {
+        let env_like = ProxyRules {
+            matcher: Matcher::builder()
+                .all("http://127.0.0.1:3128".to_owned())
+                .build(),
+            from_env: true,
+        };
+        for local in [
+            "http://localhost:8080/v1",
+            "http://127.0.0.1:11434",
+            "http://[::1]:9000",
+        ] {
+            assert!(
+                env_like.intercept(&local.parse().unwrap()).is_none(),
+                "{local}"
+            );
+        }
+        assert!(
+            env_like
+                .intercept(&"https://api.openai.com".parse().unwrap())
+                .is_some()
+        );
+        let configured = matcher("http://127.0.0.1:3128").unwrap();
+        assert!(
+            configured
+                .intercept(&"http://127.0.0.1:11434".parse().unwrap())
+                .is_some()
+        );
     }
 
     #[test]
