@@ -563,6 +563,13 @@ fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<ipnet::IpNet>, EnvErr
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::env::MapEnv;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<StaticConfig, ConfigError> {
+        StaticConfig::load(&MapEnv::new(pairs.iter().copied()))
+    }
+
     #[test]
     fn trusted_proxies_are_addresses_or_ranges() {
         let ok =
@@ -572,13 +579,6 @@ mod tests {
         let e = parse_trusted_proxies(&["10.0.0.0/33".into()]).unwrap_err();
         assert!(e.to_string().contains("TRUSTED_PROXIES"), "{e}");
         assert!(parse_trusted_proxies(&["proxy.local".into()]).is_err());
-    }
-
-    use super::*;
-    use crate::env::MapEnv;
-
-    fn load(pairs: &[(&str, &str)]) -> Result<StaticConfig, ConfigError> {
-        StaticConfig::load(&MapEnv::new(pairs.iter().copied()))
     }
 
     #[test]

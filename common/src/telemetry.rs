@@ -5,8 +5,9 @@
 //! - when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (with the standard `OTEL_SERVICE_NAME`,
 //!   `OTEL_RESOURCE_ATTRIBUTES`, … read by the SDK): OpenTelemetry traces (a span per proxied
 //!   request with one child per upstream attempt, admin API and gRPC spans) and metrics (the same
-//!   families as `/metrics`) exported over OTLP (gRPC, or HTTP/protobuf per `OTEL_EXPORTER_OTLP_PROTOCOL`), and W3C trace context accepted from clients
-//!   and propagated to upstreams.
+//!   families as `/metrics`) exported over OTLP (gRPC, or HTTP/protobuf per
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL`), and W3C trace context accepted from clients and propagated
+//!   to upstreams.
 //!
 //! With OTLP off no span is created on the request path (see [`tracing_enabled`]).
 
@@ -137,7 +138,6 @@ fn remote_sampled(headers: &http::HeaderMap) -> Option<bool> {
     sc.is_valid().then(|| sc.is_sampled())
 }
 
-/// `OTEL_{TRACES,METRICS}_EXPORTER`: `otlp` (the default) or `none`.
 /// The OTLP transport of one signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wire {
@@ -172,6 +172,7 @@ fn parse_wire(v: &str) -> Option<Wire> {
     }
 }
 
+/// `OTEL_{TRACES,METRICS}_EXPORTER`: `otlp` (the default) or `none`.
 fn exporter_on(var: &str) -> Result<bool, String> {
     match std::env::var(var).ok().as_deref().map(str::trim) {
         None | Some("" | "otlp") => Ok(true),
@@ -409,6 +410,8 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn otlp_protocols() {
         assert_eq!(parse_wire("grpc"), Some(Wire::Grpc));
@@ -416,8 +419,6 @@ mod tests {
         assert_eq!(parse_wire("http/json"), None);
         assert_eq!(parse_wire("HTTP"), None);
     }
-
-    use super::*;
 
     fn with_parent(flags: &str) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
