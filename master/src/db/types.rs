@@ -228,53 +228,77 @@ impl Zone {
     pub fn go_string(self, t: DateTime<Utc>) -> String {
         use chrono::{Datelike, Offset, Timelike};
         use chrono_tz::OffsetName;
-        use std::fmt::Write;
-        let (wall, off_secs, abbr): (NaiveDateTime, i32, Option<String>) = match self {
-            Zone::Utc => (t.naive_utc(), 0, Some("UTC".to_owned())),
-            Zone::Named(tz) => {
-                let l = t.with_timezone(&tz);
-                let o = *l.offset();
-                (
-                    l.naive_local(),
-                    o.fix().local_minus_utc(),
-                    o.abbreviation().map(str::to_owned),
-                )
-            }
+        let named_offset = match self {
+            Zone::Named(tz) => Some(*t.with_timezone(&tz).offset()),
+            _ => None,
+        };
+        let (wall, off_secs, abbr): (NaiveDateTime, i32, Option<&str>) = match self {
+            Zone::Utc => (t.naive_utc(), 0, Some("UTC")),
+            Zone::Named(tz) => (
+                t.with_timezone(&tz).naive_local(),
+                named_offset.map_or(0, |o| o.fix().local_minus_utc()),
+                named_offset.as_ref().and_then(|o| o.abbreviation()),
+            ),
             Zone::Local => {
                 let l = t.with_timezone(&Local);
                 (l.naive_local(), l.offset().fix().local_minus_utc(), None)
             }
         };
+        // Written digit by digit: this runs for every request-log row SQLite stores.
         let mut s = String::with_capacity(48);
-        let _ = write!(
-            s,
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            wall.year(),
-            wall.month(),
-            wall.day(),
-            wall.hour(),
-            wall.minute(),
-            wall.second()
-        );
+        push_padded(&mut s, wall.year().unsigned_abs(), 4);
+        s.push('-');
+        push_padded(&mut s, wall.month(), 2);
+        s.push('-');
+        push_padded(&mut s, wall.day(), 2);
+        s.push(' ');
+        push_padded(&mut s, wall.hour(), 2);
+        s.push(':');
+        push_padded(&mut s, wall.minute(), 2);
+        s.push(':');
+        push_padded(&mut s, wall.second(), 2);
         let nanos = wall.nanosecond() % 1_000_000_000;
         if nanos != 0 {
-            let mut digits = format!("{nanos:09}");
-            while digits.ends_with('0') {
-                digits.pop();
-            }
             s.push('.');
-            s.push_str(&digits);
+            let mut digits = nanos;
+            let mut width = 9;
+            while digits % 10 == 0 {
+                digits /= 10;
+                width -= 1;
+            }
+            push_padded(&mut s, digits, width);
         }
-        let sign = if off_secs < 0 { '-' } else { '+' };
-        let a = off_secs.unsigned_abs();
-        let offset = format!("{sign}{:02}{:02}", a / 3600, (a % 3600) / 60);
         s.push(' ');
-        s.push_str(&offset);
+        let offset_at = s.len();
+        s.push(if off_secs < 0 { '-' } else { '+' });
+        let a = off_secs.unsigned_abs();
+        push_padded(&mut s, a / 3600, 2);
+        push_padded(&mut s, (a % 3600) / 60, 2);
         s.push(' ');
         // Go prints the numeric offset again for zones without an abbreviation.
-        s.push_str(abbr.as_deref().unwrap_or(&offset));
+        match abbr {
+            Some(a) => s.push_str(a),
+            None => s.extend_from_within(offset_at..offset_at + 5),
+        }
         s
     }
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits (more when `v` needs them).
+fn push_padded(s: &mut String, v: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    s.extend(buf[start..].iter().map(|&b| char::from(b)));
 }
 
 /// Zones fixed at start: SQLite text uses the process zone (as Go did); MySQL uses the DSN's `loc`.
@@ -527,6 +551,14 @@ mod tests {
         assert_eq!(sh.go_string(hour), "2025-06-01 14:00:00 +0800 CST");
         let half = hour + chrono::Duration::milliseconds(500);
         assert_eq!(Zone::Utc.go_string(half), "2025-06-01 06:00:00.5 +0000 UTC");
+        let ny = Zone::Named(chrono_tz::America::New_York);
+        assert_eq!(ny.go_string(hour), "2025-06-01 02:00:00 -0400 EDT");
+        let early = Utc.with_ymd_and_hms(999, 1, 2, 3, 4, 5).unwrap()
+            + chrono::Duration::nanoseconds(1_020);
+        assert_eq!(
+            Zone::Utc.go_string(early),
+            "0999-01-02 03:04:05.00000102 +0000 UTC"
+        );
     }
 
     #[test]

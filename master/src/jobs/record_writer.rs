@@ -25,6 +25,11 @@ pub const MAX_BATCH: usize = 10_000;
 /// request (each `request_logs` row updates nine indexes; commits dominate small batches).
 pub const COALESCE: Duration = Duration::from_millis(250);
 
+/// How often the queue is drained while logs wait for their flush: short enough that the
+/// queue ([`crate::app::RECORD_QUEUE`]) cannot fill in between at any request rate the proxy
+/// reaches, long enough that the writer wakes a few dozen times a second instead of per record.
+const DRAIN_EVERY: Duration = Duration::from_millis(20);
+
 struct Buffers {
     logs: Vec<RequestLogRecord>,
     keys: HashMap<i64, KeyEvent>,
@@ -41,12 +46,16 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Record>, cancel: Cancel
     let mut last_key_flush = tokio::time::Instant::now();
     let mut failures = 0u32;
     loop {
+        // With logs waiting for their flush the queue is drained on a short timer rather than
+        // woken by every record (one wake per proxied request costs more than the drain).
+        let pending = !b.logs.is_empty();
         tokio::select! {
             biased;
-            r = rx.recv() => match r {
+            r = rx.recv(), if !pending => match r {
                 Some(rec) => take(&mut b, rec),
                 None => break,
             },
+            _ = tokio::time::sleep(DRAIN_EVERY), if pending => {},
             _ = tick.tick() => {},
             _ = cancel.cancelled() => break,
         }

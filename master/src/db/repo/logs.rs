@@ -12,8 +12,27 @@ use crate::with_pool;
 const COLUMNS: &str = "id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, model, \
     is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, upstream_addr, is_stream, request_body";
 
-/// Rows per INSERT statement (20 binds each).
-const INSERT_CHUNK: usize = 200;
+/// Most rows per INSERT statement (20 binds each: 5 120, within every backend's limit).
+const INSERT_CHUNK: usize = 256;
+
+/// Splits `n` rows into INSERT sizes: full chunks, then the remainder as descending powers of
+/// two. Each size is a distinct statement the driver prepares and caches, so this bounds them to
+/// nine instead of one per remainder seen (re-preparing a 3 000-parameter statement costs more
+/// than inserting its rows).
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= INSERT_CHUNK {
+            INSERT_CHUNK
+        } else {
+            1 << n.ilog2()
+        };
+        n -= size;
+        Some(size)
+    })
+}
 
 #[derive(Debug, Clone, FromRow)]
 struct LogRow {
@@ -317,7 +336,10 @@ pub async fn write_batch(db: &Db, logs: &[RequestLogRecord]) -> DbResult<()> {
     let now = DbTime::now();
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
-        for chunk in logs.chunks(INSERT_CHUNK) {
+        let mut rest = logs;
+        for size in chunk_sizes(logs.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
             let sql = format!("{insert_prefix} ({COLUMNS}) VALUES {rows}{conflict}");
             let sql = db.sql(&sql);
@@ -408,6 +430,21 @@ mod tests {
             is_stream: false,
             request_body: String::new(),
         }
+    }
+
+    #[test]
+    fn inserts_use_few_distinct_statement_sizes() {
+        assert_eq!(chunk_sizes(0).count(), 0);
+        assert_eq!(chunk_sizes(1).collect::<Vec<_>>(), [1]);
+        assert_eq!(chunk_sizes(7).collect::<Vec<_>>(), [4, 2, 1]);
+        assert_eq!(chunk_sizes(600).collect::<Vec<_>>(), [256, 256, 64, 16, 8]);
+        let mut sizes = std::collections::BTreeSet::new();
+        for n in 0..2_000 {
+            let parts: Vec<usize> = chunk_sizes(n).collect();
+            assert_eq!(parts.iter().sum::<usize>(), n);
+            sizes.extend(parts);
+        }
+        assert_eq!(sizes.len(), 9);
     }
 
     #[test]
