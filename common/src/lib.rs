@@ -9,6 +9,7 @@ pub mod keystore;
 pub mod log_record;
 pub mod metrics;
 pub mod model;
+pub mod otlp_tls;
 pub mod redis;
 pub mod secret;
 pub mod snapshot;

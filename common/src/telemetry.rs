@@ -6,8 +6,8 @@
 //!   `OTEL_RESOURCE_ATTRIBUTES`, … read by the SDK): OpenTelemetry traces (a span per proxied
 //!   request with one child per upstream attempt, admin API and gRPC spans) and metrics (the same
 //!   families as `/metrics`) exported over OTLP (gRPC, or HTTP/protobuf per
-//!   `OTEL_EXPORTER_OTLP_PROTOCOL`), and W3C trace context accepted from clients and propagated
-//!   to upstreams.
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL`; TLS for `https://` endpoints, see [`crate::otlp_tls`]), and
+//!   W3C trace context accepted from clients and propagated to upstreams.
 //!
 //! With OTLP off no span is created on the request path (see [`tracing_enabled`]).
 
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -28,6 +28,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::env::ProcessEnv;
+use crate::otlp_tls::{self, Signal, TlsFiles};
 
 static TRACES_ON: AtomicBool = AtomicBool::new(false);
 static METRICS_ON: AtomicBool = AtomicBool::new(false);
@@ -295,14 +297,27 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
             let traces = exporter_on("OTEL_TRACES_EXPORTER")?;
             if exporter_on("OTEL_METRICS_EXPORTER")? {
                 let builder = opentelemetry_otlp::MetricExporter::builder();
-                let metric_exporter = match metrics_protocol {
-                    Wire::Grpc => builder.with_tonic().build(),
-                    Wire::HttpProtobuf => builder
-                        .with_http()
-                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                        .build(),
-                }
-                .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+                let tls = TlsFiles::load(&ProcessEnv, Signal::Metrics)?;
+                let metric_exporter =
+                    match metrics_protocol {
+                        Wire::Grpc if otlp_tls::is_https(&ProcessEnv, Signal::Metrics) => {
+                            builder.with_tonic().with_tls_config(tls.grpc()).build()
+                        }
+                        Wire::Grpc => builder.with_tonic().build(),
+                        Wire::HttpProtobuf if !tls.is_empty() => builder
+                            .with_http()
+                            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                            .with_http_client(tls.http_client(otlp_tls::export_timeout(
+                                &ProcessEnv,
+                                Signal::Metrics,
+                            ))?)
+                            .build(),
+                        Wire::HttpProtobuf => builder
+                            .with_http()
+                            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                            .build(),
+                    }
+                    .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
                 let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
                     .with_interval(metric_export_interval())
                     .build();
@@ -317,8 +332,19 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
             }
             if traces {
                 let builder = opentelemetry_otlp::SpanExporter::builder();
+                let tls = TlsFiles::load(&ProcessEnv, Signal::Traces)?;
                 let span_exporter = match traces_protocol {
+                    Wire::Grpc if otlp_tls::is_https(&ProcessEnv, Signal::Traces) => {
+                        builder.with_tonic().with_tls_config(tls.grpc()).build()
+                    }
                     Wire::Grpc => builder.with_tonic().build(),
+                    Wire::HttpProtobuf if !tls.is_empty() => builder
+                        .with_http()
+                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                        .with_http_client(
+                            tls.http_client(otlp_tls::export_timeout(&ProcessEnv, Signal::Traces))?,
+                        )
+                        .build(),
                     Wire::HttpProtobuf => builder
                         .with_http()
                         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)

@@ -22,6 +22,69 @@ use parking_lot::Mutex;
 
 pub use opentelemetry_proto::tonic as proto;
 
+/// A self-signed certificate for `localhost` and `127.0.0.1`, for TLS receivers in tests.
+pub struct TestCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+impl TestCert {
+    pub fn new() -> Result<Self, String> {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .map_err(|e| format!("generate a certificate: {e}"))?;
+        Ok(Self {
+            cert_pem: ck.cert.pem(),
+            key_pem: ck.signing_key.serialize_pem(),
+            cert_der: ck.cert.der().to_vec(),
+            key_der: ck.signing_key.serialize_der(),
+        })
+    }
+
+    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        use tokio_rustls::rustls;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![self.cert_der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
+        )
+        .map_err(|e| format!("TLS server configuration: {e}"))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// Accepts TCP connections and completes their TLS handshake (one at a time: tests only).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 #[derive(Default)]
 struct Received {
     traces: Vec<ExportTraceServiceRequest>,
@@ -102,20 +165,65 @@ impl Receiver {
         recv
     }
 
+    /// [`Receiver::serve_http`] over TLS with `cert`.
+    pub fn serve_http_tls(
+        listener: tokio::net::TcpListener,
+        cert: &TestCert,
+    ) -> Result<Receiver, String> {
+        use axum::routing::post;
+        let recv = Receiver::default();
+        recv.0.lock().keep = true;
+        let app = axum::Router::new()
+            .route("/v1/traces", post(http_traces))
+            .route("/v1/metrics", post(http_metrics))
+            .with_state(recv.clone());
+        let listener = TlsListener {
+            tcp: listener,
+            acceptor: cert.acceptor()?,
+        };
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(recv)
+    }
+
     /// Serves on `listener`; `keep` retains every export (tests), otherwise only counts spans and
     /// keeps the latest metrics (benchmarks).
     pub fn serve(listener: tokio::net::TcpListener, keep: bool) -> Receiver {
         let recv = Receiver::default();
         recv.0.lock().keep = keep;
-        let svc = recv.clone();
+        Self::serve_grpc(recv.clone(), listener, tonic::transport::Server::builder());
+        recv
+    }
+
+    /// [`Receiver::serve`] over TLS with `cert` (keeping every export).
+    pub fn serve_tls(
+        listener: tokio::net::TcpListener,
+        cert: &TestCert,
+    ) -> Result<Receiver, String> {
+        let server = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(
+                tonic::transport::Identity::from_pem(&cert.cert_pem, &cert.key_pem),
+            ))
+            .map_err(|e| format!("gRPC TLS configuration: {e}"))?;
+        let recv = Receiver::default();
+        recv.0.lock().keep = true;
+        Self::serve_grpc(recv.clone(), listener, server);
+        Ok(recv)
+    }
+
+    fn serve_grpc(
+        svc: Receiver,
+        listener: tokio::net::TcpListener,
+        mut server: tonic::transport::Server,
+    ) {
         tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
+            let _ = server
                 .add_service(TraceServiceServer::new(svc.clone()))
                 .add_service(MetricsServiceServer::new(svc))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await;
         });
-        recv
     }
 
     /// Spans received so far.

@@ -13,7 +13,7 @@ use gpt_load_integration_tests::harness::{
 };
 use gpt_load_integration_tests::otlp::proto::metrics::v1::{metric, number_data_point};
 use gpt_load_integration_tests::otlp::proto::trace::v1::Span;
-use gpt_load_integration_tests::otlp::{Receiver, attr, hex};
+use gpt_load_integration_tests::otlp::{Receiver, TestCert, attr, hex};
 use serde_json::json;
 
 use crate::proxy::Setup;
@@ -347,4 +347,53 @@ async fn http_protobuf_export() {
             .map(|s| s.name.clone())
             .collect::<Vec<_>>()
     );
+}
+
+/// `https://` collectors, over gRPC and over HTTP/protobuf, trusted through
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE` (the receivers' certificates are self-signed).
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_export_over_grpc_and_http() {
+    let cert = TestCert::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("collector-ca.pem");
+    std::fs::write(&ca, &cert.cert_pem).unwrap();
+    let ca = ca.to_str().unwrap();
+    for protocol in ["grpc", "http/protobuf"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let recv = if protocol == "grpc" {
+            Receiver::serve_tls(listener, &cert).unwrap()
+        } else {
+            Receiver::serve_http_tls(listener, &cert).unwrap()
+        };
+        let endpoint = format!("https://127.0.0.1:{port}");
+        let t = Setup::new(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ])
+        .await;
+        t.group("tel-tls", "openai", &["sk-otel-tls-1"], json!({}))
+            .await;
+        assert_eq!(t.chat("tel-tls").send().await.unwrap().status(), 200);
+        let ok = eventually(Duration::from_secs(20), || {
+            let (spans, metrics) = (recv.spans(), recv.latest_metrics());
+            async move {
+                spans.iter().any(|s| s.name == "POST /proxy/tel-tls")
+                    && metrics.iter().any(|m| m.name == "gpt_load_requests_total")
+            }
+        })
+        .await;
+        assert!(
+            ok,
+            "{protocol}: spans {:?}, metrics {}",
+            recv.spans()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+            recv.latest_metrics().len()
+        );
+    }
 }
