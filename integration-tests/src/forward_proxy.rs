@@ -1,6 +1,8 @@
-//! A forward proxy for tests of `proxy_url`: HTTP `CONNECT` (optionally requiring a
-//! `Proxy-Authorization` value) or SOCKS5 (optionally requiring a username and password). It
-//! records every tunnel it was asked for, then relays bytes both ways.
+//! A forward proxy for tests of `proxy_url`: HTTP (optionally requiring a `Proxy-Authorization`
+//! value) with `CONNECT` tunnels and absolute-form requests for plain-http targets, or SOCKS5
+//! (optionally requiring a username and password). It records every tunnel or request it was
+//! asked for, then relays bytes both ways. An absolute-form request is forwarded in origin form
+//! with `Connection: close`, so each one is seen on its own connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ pub struct TunnelRecord {
     pub auth: Option<String>,
     /// Whether the proxy opened the tunnel (false: refused for credentials).
     pub accepted: bool,
+    /// An absolute-form request (`GET http://host/path`) rather than a tunnel.
+    pub absolute_form: bool,
 }
 
 #[derive(Clone)]
@@ -40,8 +44,8 @@ impl Drop for ForwardProxy {
 }
 
 impl ForwardProxy {
-    /// An HTTP proxy that only opens `CONNECT` tunnels; with `require`, only for requests whose
-    /// `Proxy-Authorization` equals it (else `407`).
+    /// An HTTP proxy (`CONNECT` tunnels and absolute-form requests to `http://` targets); with
+    /// `require`, only for requests whose `Proxy-Authorization` equals it (else `407`).
     pub async fn connect(require: Option<&str>) -> std::io::Result<Self> {
         Self::start(Kind::Connect {
             require: require.map(str::to_owned),
@@ -119,33 +123,62 @@ async fn serve_connect(
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "CONNECT" {
-        conn.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-            .await?;
-        return Ok(());
-    }
-    let auth = lines.find_map(|l| {
+    let headers: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    let auth = headers.iter().find_map(|l| {
         let (name, value) = l.split_once(':')?;
         name.trim()
             .eq_ignore_ascii_case("proxy-authorization")
             .then(|| value.trim().to_owned())
     });
+    // Absolute form: `http://host:port/path?query`.
+    let absolute = target
+        .strip_prefix("http://")
+        .map(|rest| rest.split_at(rest.find('/').unwrap_or(rest.len())));
+    if method != "CONNECT" && absolute.is_none() {
+        conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await?;
+        return Ok(());
+    }
     let accepted = require.is_none() || require == auth;
     log.lock().push(TunnelRecord {
-        target: target.to_owned(),
+        target: absolute.map_or(target, |(host, _)| host).to_owned(),
         auth,
         accepted,
+        absolute_form: absolute.is_some(),
     });
     if !accepted {
         conn.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
             .await?;
         return Ok(());
     }
-    let mut upstream = TcpStream::connect(target).await?;
-    conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .await?;
-    upstream.write_all(&head[end..]).await?;
-    tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
+    match absolute {
+        None => {
+            let mut upstream = TcpStream::connect(target).await?;
+            conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await?;
+            upstream.write_all(&head[end..]).await?;
+            tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
+        }
+        Some((host, path)) => {
+            let mut upstream = TcpStream::connect(host).await?;
+            let path = if path.is_empty() { "/" } else { path };
+            let mut out = format!("{method} {path} HTTP/1.1\r\n");
+            for h in headers {
+                let name = h.split(':').next().unwrap_or("").trim();
+                if !["proxy-authorization", "connection", "proxy-connection"]
+                    .iter()
+                    .any(|n| name.eq_ignore_ascii_case(n))
+                {
+                    out.push_str(h);
+                    out.push_str("\r\n");
+                }
+            }
+            out.push_str("Connection: close\r\n\r\n");
+            upstream.write_all(out.as_bytes()).await?;
+            upstream.write_all(&head[end..]).await?;
+            tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
+        }
+    }
     Ok(())
 }
 
@@ -188,6 +221,7 @@ async fn serve_socks5(
             target: String::new(),
             auth,
             accepted,
+            absolute_form: false,
         });
         return Ok(());
     }
@@ -219,6 +253,7 @@ async fn serve_socks5(
         target: target.clone(),
         auth,
         accepted,
+        absolute_form: false,
     });
     let mut upstream = TcpStream::connect(&target).await?;
     conn.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;

@@ -789,6 +789,7 @@ async fn attempt_once(
     };
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = ctx.method.clone();
+    let via_proxy = member.client.sends_to_proxy(&uri);
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
     if gpt_load_common::telemetry::tracing_enabled() && !tracing::Span::current().is_none() {
@@ -826,6 +827,13 @@ async fn attempt_once(
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && via_proxy {
+        // The forward proxy's own refusal: answered like a refused CONNECT tunnel.
+        return transport_failure(
+            StatusCode::BAD_GATEWAY,
+            "upstream request failed: the forward proxy refused the request (407 Proxy Authentication Required)".to_owned(),
+        );
+    }
     if !cfg.failover_matcher.matches(status.as_u16()) {
         return AttemptOutcome::Success(resp.map(Body::new));
     }

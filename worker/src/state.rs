@@ -12,7 +12,7 @@ use gpt_load_common::snapshot::{ConfigSnapshot, GroupSnapshot};
 use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
-use crate::client::{ClientCache, ClientKey, HttpClient};
+use crate::client::{ClientCache, ClientKey, UpstreamClient};
 use crate::rules::{self, CompiledRule};
 use crate::weighted::Weighted;
 
@@ -52,7 +52,7 @@ pub struct GroupRuntime {
     /// Aggregate members (group ids) by weight.
     pub members: Weighted<i64>,
     pub rules: Vec<CompiledRule>,
-    pub client: Arc<HttpClient>,
+    pub client: Arc<UpstreamClient>,
     /// This group's metric handles (resolved once per snapshot).
     pub metrics: Arc<gpt_load_common::metrics::GroupMetrics>,
 }

@@ -2,21 +2,22 @@
 //! when it is a valid proxy URL, else the standard `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` /
 //! `NO_PROXY` variables, else direct.
 //!
-//! `http://` and `https://` proxies are asked for a `CONNECT` tunnel (also for plain-http
-//! upstreams), with `Proxy-Authorization: Basic` from the URL's user info; `socks5://` and
-//! `socks5h://` proxies resolve the upstream's name themselves, with username/password
-//! authentication from the URL. The connector yields the same stream type either way, so TLS to
-//! an `https` upstream runs over the tunnel end to end.
+//! As Go's transport does for GPT-Load, `http://` and `https://` proxies are asked for a `CONNECT`
+//! tunnel to `https` upstreams, and are sent plain-http upstreams' requests themselves in absolute
+//! form (`POST http://host/path`); either way `Proxy-Authorization: Basic` comes from the URL's
+//! user info. `socks5://` and `socks5h://` proxies resolve the upstream's name themselves, with
+//! username/password authentication from the URL. The connector yields the same stream type in
+//! every case, so TLS to an `https` upstream runs over the tunnel end to end.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Uri;
+use http::{HeaderValue, Uri};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -24,9 +25,70 @@ use tower::{Service, ServiceExt};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the connector yields: a TCP stream to the upstream, or to it through a tunnel (itself
-/// over TLS when the proxy is an `https://` one).
-pub type ProxyStream = MaybeHttpsStream<TokioIo<TcpStream>>;
+/// What the connector yields: a TCP stream to the upstream, to it through a tunnel (itself over
+/// TLS when the proxy is an `https://` one), or to an HTTP proxy that takes a plain-http
+/// upstream's requests in absolute form.
+pub struct ProxyStream {
+    inner: MaybeHttpsStream<TokioIo<TcpStream>>,
+    /// Whether requests on this connection go to a proxy in absolute form.
+    absolute_form: bool,
+}
+
+impl ProxyStream {
+    fn direct(inner: MaybeHttpsStream<TokioIo<TcpStream>>) -> Self {
+        Self {
+            inner,
+            absolute_form: false,
+        }
+    }
+}
+
+impl Connection for ProxyStream {
+    /// Marked as proxied when requests must be sent in absolute form (the client reads this).
+    fn connected(&self) -> Connected {
+        self.inner.connected().proxy(self.absolute_form)
+    }
+}
+
+impl hyper::rt::Read for ProxyStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ProxyStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+}
 
 /// Variables the environment fallback reads (any of them set turns it on).
 const PROXY_ENV: &[&str] = &[
@@ -52,6 +114,28 @@ impl ProxyRules {
             return None;
         }
         self.matcher.intercept(dst)
+    }
+
+    /// The `Proxy-Authorization` a request to `dst` carries itself: for a plain-http upstream sent
+    /// in absolute form to an HTTP(S) proxy with credentials (tunnels authenticate in `CONNECT`).
+    pub fn proxy_authorization(&self, dst: &Uri) -> Option<HeaderValue> {
+        self.absolute_form_intercept(dst)?.basic_auth().cloned()
+    }
+
+    /// Whether requests to `dst` go to an HTTP(S) proxy in absolute form.
+    pub fn sends_absolute_form(&self, dst: &Uri) -> bool {
+        self.absolute_form_intercept(dst).is_some()
+    }
+
+    fn absolute_form_intercept(
+        &self,
+        dst: &Uri,
+    ) -> Option<hyper_util::client::proxy::matcher::Intercept> {
+        if dst.scheme_str() != Some("http") {
+            return None;
+        }
+        self.intercept(dst)
+            .filter(|i| matches!(i.uri().scheme_str(), Some("http" | "https")))
     }
 }
 
@@ -131,16 +215,29 @@ impl Service<Uri> for ProxyConnector {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let tcp = self.tcp.clone();
         let Some(proxy) = self.matcher.as_ref().and_then(|m| m.intercept(&dst)) else {
-            return Box::pin(async move { Ok(MaybeHttpsStream::Http(tcp.oneshot(dst).await?)) });
+            return Box::pin(async move {
+                Ok(ProxyStream::direct(MaybeHttpsStream::Http(
+                    tcp.oneshot(dst).await?,
+                )))
+            });
         };
         let proxy_uri = proxy.uri().clone();
         match proxy_uri.scheme_str() {
+            Some("http" | "https") if dst.scheme_str() == Some("http") => {
+                let to_proxy = self.to_proxy.clone();
+                Box::pin(async move {
+                    Ok(ProxyStream {
+                        inner: to_proxy.oneshot(proxy_uri).await?,
+                        absolute_form: true,
+                    })
+                })
+            }
             Some("http" | "https") => {
                 let mut tunnel = Tunnel::new(proxy_uri, self.to_proxy.clone());
                 if let Some(auth) = proxy.basic_auth() {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
-                Box::pin(async move { Ok(tunnel.oneshot(dst).await?) })
+                Box::pin(async move { Ok(ProxyStream::direct(tunnel.oneshot(dst).await?)) })
             }
             Some("socks5" | "socks5h") => {
                 // Like Go's dialer, the proxy resolves the upstream's name for both schemes.
@@ -148,7 +245,11 @@ impl Service<Uri> for ProxyConnector {
                 if let Some((user, pass)) = proxy.raw_auth() {
                     socks = socks.with_auth(user.to_owned(), pass.to_owned());
                 }
-                Box::pin(async move { Ok(MaybeHttpsStream::Http(socks.oneshot(dst).await?)) })
+                Box::pin(async move {
+                    Ok(ProxyStream::direct(MaybeHttpsStream::Http(
+                        socks.oneshot(dst).await?,
+                    )))
+                })
             }
             other => {
                 let msg = format!(
@@ -177,10 +278,22 @@ mod tests {
                 "Basic dXNlcjpwYSBzcw=="
             );
         }
+        // Plain-http requests carry the credentials themselves (absolute form to the proxy);
+        // https ones are tunnelled and authenticate in CONNECT.
+        let plain: Uri = "http://10.0.0.1:3000/v1".parse().unwrap();
+        let tls: Uri = "https://api.openai.com/v1".parse().unwrap();
+        assert!(m.sends_absolute_form(&plain) && !m.sends_absolute_form(&tls));
+        assert_eq!(
+            m.proxy_authorization(&plain).unwrap(),
+            "Basic dXNlcjpwYSBzcw=="
+        );
+        assert!(m.proxy_authorization(&tls).is_none());
         let s = matcher("socks5://u:p@127.0.0.1:1080").expect("a proxy");
         let i = s.intercept(&"https://x.test".parse().unwrap()).unwrap();
         assert_eq!(i.uri().scheme_str(), Some("socks5"));
         assert_eq!(i.raw_auth(), Some(("u", "p")));
+        assert!(!s.sends_absolute_form(&plain));
+        assert!(s.proxy_authorization(&plain).is_none());
     }
 
     #[test]

@@ -676,8 +676,9 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
     let t = Setup::new(&[]).await;
     let mock = t.mock.addr().to_string();
 
-    // An HTTP proxy: a CONNECT tunnel with the URL's credentials as Basic auth
-    // ("user:s3cret"), reused by the next request (pooled connection).
+    // An HTTP proxy and a plain-http upstream: requests go to the proxy in absolute form (as
+    // Go's transport sends them), with the URL's credentials as Basic auth ("user:s3cret"),
+    // which the upstream never sees.
     let http = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ="))
         .await
         .unwrap();
@@ -692,11 +693,20 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
     for _ in 0..2 {
         assert_eq!(t.chat("via-http").send().await.unwrap().status(), 200);
     }
-    let tunnels = http.tunnels();
-    assert_eq!(tunnels.len(), 1, "{tunnels:?}");
-    assert_eq!(tunnels[0].target, mock);
-    assert!(tunnels[0].accepted);
+    let seen = http.tunnels();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for r in &seen {
+        assert!(r.absolute_form && r.accepted, "{r:?}");
+        assert_eq!(r.target, mock);
+        assert_eq!(r.auth.as_deref(), Some("Basic dXNlcjpzM2NyZXQ="));
+    }
     assert_eq!(t.mock.request_count(), 2);
+    assert!(
+        t.mock
+            .requests()
+            .iter()
+            .all(|q| q.header("proxy-authorization").is_none())
+    );
 
     // Credentials the proxy refuses: a 502 that names the proxy's refusal, not the password.
     let strict = ForwardProxy::connect(Some("Basic dXNlcjpzM2NyZXQ="))
@@ -717,6 +727,23 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
     assert!(!body.contains("n0t-the-passw0rd"), "{body}");
     assert!(strict.tunnels().iter().all(|t| !t.accepted));
     assert_eq!(t.mock.request_count(), 2, "nothing reached the upstream");
+
+    // An https upstream goes through a CONNECT tunnel, authenticated the same way (the mock
+    // speaks plain HTTP, so the TLS handshake inside the tunnel then fails: a 502).
+    t.group(
+        "via-connect",
+        "openai",
+        &["sk-h3"],
+        json!({"config": {"proxy_url": http.url("http", Some("user:s3cret")), "max_retries": 0},
+               "upstreams": [{"url": format!("https://{mock}"), "weight": 1}]}),
+    )
+    .await;
+    assert_eq!(t.chat("via-connect").send().await.unwrap().status(), 502);
+    let seen = http.tunnels();
+    let tunnel = seen.last().unwrap();
+    assert!(!tunnel.absolute_form && tunnel.accepted, "{seen:?}");
+    assert_eq!(tunnel.target, mock);
+    assert_eq!(tunnel.auth.as_deref(), Some("Basic dXNlcjpzM2NyZXQ="));
 
     // SOCKS5 with username/password; the proxy resolves the target.
     let socks = ForwardProxy::socks5(Some(("u", "p"))).await.unwrap();
