@@ -20,30 +20,83 @@ pub enum BodyError {
     Read(String),
 }
 
-/// Reads the whole body, refusing more than `limit` bytes.
+/// How much of an oversized body is read and thrown away before the 413 goes out, and for how
+/// long: a client still uploading then reads the answer instead of a reset connection (nginx's
+/// lingering close does the same). Past these bounds the connection is closed regardless.
+const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the whole body, refusing more than `limit` bytes. A refused body is drained (within
+/// bounds) so the client gets the refusal; answer it with `Connection: close`.
 pub async fn read_limited(
-    body: Body,
+    mut body: Body,
     declared_len: Option<u64>,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, BodyError> {
-    if declared_len.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared_len.filter(|n| *n > limit as u64) {
+        if n <= DRAIN_MAX_BYTES {
+            drain(body).await;
+        }
         return Err(BodyError::TooLarge);
     }
-    let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(timeout, limited.collect()).await {
-        Err(_) => Err(BodyError::Timeout),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(BodyError::TooLarge)
-            } else {
-                Err(BodyError::Read(e.to_string()))
+    let read = async {
+        // One frame (the usual case) is passed on as it is; more are joined.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Option<bytes::BytesMut> = None;
+        let mut len = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            len += data.len();
+            if len > limit {
+                return Err(BodyError::TooLarge);
+            }
+            match (&mut first, &mut joined) {
+                (None, None) => first = Some(data),
+                (Some(f), None) => {
+                    let mut b = bytes::BytesMut::with_capacity(f.len() + data.len());
+                    b.extend_from_slice(f);
+                    b.extend_from_slice(&data);
+                    first = None;
+                    joined = Some(b);
+                }
+                (_, Some(b)) => b.extend_from_slice(&data),
             }
         }
+        Ok(match (first, joined) {
+            (_, Some(b)) => b.freeze(),
+            (Some(f), None) => f,
+            (None, None) => Bytes::new(),
+        })
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Err(BodyError::TooLarge)) => {
+            drain(body).await;
+            Err(BodyError::TooLarge)
+        }
+        Ok(r) => r,
     }
+}
+
+/// Reads and discards the rest of a refused body, up to [`DRAIN_MAX_BYTES`] and
+/// [`DRAIN_MAX_TIME`].
+async fn drain(mut body: Body) {
+    let mut left = DRAIN_MAX_BYTES;
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(d) = frame.data_ref() {
+                left = left.saturating_sub(d.len() as u64);
+                if left == 0 {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// Passes an upstream body through frame by frame (no buffering, no copying) and sends the log
@@ -182,3 +235,38 @@ where
 }
 
 use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn chunks(parts: &[&'static str]) -> Body {
+        let frames: Vec<Result<Bytes, std::io::Error>> = parts
+            .iter()
+            .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+            .collect();
+        Body::from_stream(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn bodies_are_joined_and_bounded() {
+        let t = Duration::from_secs(5);
+        let one = read_limited(chunks(&["abc"]), None, 10, t).await.unwrap();
+        assert_eq!(one, "abc");
+        let many = read_limited(chunks(&["ab", "cd", "e"]), None, 10, t)
+            .await
+            .unwrap();
+        assert_eq!(many, "abcde");
+        let empty = read_limited(chunks(&[]), None, 10, t).await.unwrap();
+        assert!(empty.is_empty());
+        assert!(matches!(
+            read_limited(chunks(&["abcdef", "ghijk"]), None, 10, t).await,
+            Err(BodyError::TooLarge)
+        ));
+        assert!(matches!(
+            read_limited(chunks(&["ab"]), Some(11), 10, t).await,
+            Err(BodyError::TooLarge)
+        ));
+    }
+}

@@ -43,12 +43,16 @@ pub fn too_many_requests() -> Response {
     r
 }
 
+/// 413, closing the connection: what is left of the refused body is not read.
 pub fn body_too_large(limit: usize) -> Response {
-    json_error(
+    let mut r = json_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "REQUEST_TOO_LARGE",
         &format!("Request body too large (limit {limit} bytes)"),
-    )
+    );
+    r.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 pub fn no_keys(message: &str, retry_after: Option<std::time::Duration>) -> Response {

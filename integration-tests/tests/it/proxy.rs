@@ -521,6 +521,44 @@ async fn upstream_keys_are_redacted_from_errors_and_logs() {
     );
 }
 
+/// Writes a `len`-byte chat body to the proxy in full before reading anything (as simple HTTP
+/// clients do), then returns the status line of the answer.
+async fn upload_then_read(port: u16, len: usize, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {len}")
+    };
+    let head = format!(
+        "POST /proxy/lim/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {PROXY_KEY}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let body = vec![b'x'; len];
+    if chunked {
+        for c in body.chunks(64 * 1024) {
+            s.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+                .await
+                .unwrap();
+            s.write_all(c).await.unwrap();
+            s.write_all(b"\r\n").await.unwrap();
+        }
+        s.write_all(b"0\r\n\r\n").await.unwrap();
+    } else {
+        s.write_all(&body).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_get_413_and_concurrency_limit_429() {
     let t = Setup::new(&[
@@ -541,6 +579,20 @@ async fn oversized_bodies_get_413_and_concurrency_limit_429() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "the unread rest of the body makes the connection unusable"
+    );
+    // A client that sends the whole body before reading gets the 413, not a reset connection,
+    // with a declared length and with a chunked body alike.
+    for chunked in [false, true] {
+        let status = upload_then_read(t.server.port, 8_000_000, chunked).await;
+        assert!(
+            status.starts_with("HTTP/1.1 413"),
+            "chunked={chunked}: {status}"
+        );
+    }
     assert_eq!(t.mock.request_count(), 0);
 
     // Two slow requests hold both slots (the mock has seen them, so they are in flight); a third
