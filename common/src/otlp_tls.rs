@@ -56,7 +56,7 @@ pub fn export_timeout(env: &dyn EnvSource, signal: Signal) -> Duration {
 }
 
 /// The PEM files configured for one signal.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TlsFiles {
     /// Extra trusted CA certificates, and the variable they came from.
     ca: Option<(String, Vec<u8>)>,
@@ -64,8 +64,19 @@ pub struct TlsFiles {
     identity: Option<(String, Vec<u8>, Vec<u8>)>,
 }
 
+impl std::fmt::Debug for TlsFiles {
+    /// The variables only: never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("ca", &self.ca.as_ref().map(|(var, _)| var))
+            .field("identity", &self.identity.as_ref().map(|(var, _, _)| var))
+            .finish()
+    }
+}
+
 impl TlsFiles {
-    /// Reads the signal's files.
+    /// Reads the signal's files and checks that they parse (so both exporters fail at start,
+    /// naming the variable, rather than at the first export).
     pub fn load(env: &dyn EnvSource, signal: Signal) -> Result<Self, String> {
         let read = |suffix: &str| -> Result<Option<(String, Vec<u8>)>, String> {
             match setting(env, signal, suffix) {
@@ -85,7 +96,34 @@ impl TlsFiles {
                 ));
             }
         };
-        Ok(Self { ca, identity })
+        let files = Self { ca, identity };
+        files.ca_certificates()?;
+        files.client_identity()?;
+        Ok(files)
+    }
+
+    fn ca_certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        let Some((var, ca)) = &self.ca else {
+            return Ok(Vec::new());
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(ca)
+            .map_err(|e| format!("{var}: not a PEM certificate bundle: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("{var}: no certificate in the file"));
+        }
+        Ok(certs)
+    }
+
+    fn client_identity(&self) -> Result<Option<reqwest::Identity>, String> {
+        let Some((var, cert, key)) = &self.identity else {
+            return Ok(None);
+        };
+        let mut pem = cert.clone();
+        pem.push(b'\n');
+        pem.extend_from_slice(key);
+        reqwest::Identity::from_pem(&pem)
+            .map(Some)
+            .map_err(|e| format!("{var}: not a PEM certificate and key: {e}"))
     }
 
     /// Whether any file is configured (the HTTP exporter's default client does without).
@@ -109,22 +147,10 @@ impl TlsFiles {
     /// the client certificate.
     pub fn http_client(&self, timeout: Duration) -> Result<reqwest::blocking::Client, String> {
         let mut b = reqwest::blocking::Client::builder().timeout(timeout);
-        if let Some((var, ca)) = &self.ca {
-            let certs = reqwest::Certificate::from_pem_bundle(ca)
-                .map_err(|e| format!("{var}: not a PEM certificate bundle: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("{var}: no certificate in the file"));
-            }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
+        for c in self.ca_certificates()? {
+            b = b.add_root_certificate(c);
         }
-        if let Some((var, cert, key)) = &self.identity {
-            let mut pem = cert.clone();
-            pem.push(b'\n');
-            pem.extend_from_slice(key);
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| format!("{var}: not a PEM certificate and key: {e}"))?;
+        if let Some(id) = self.client_identity()? {
             b = b.identity(id);
         }
         // The blocking client starts its own runtime, which must not happen on a runtime thread.
@@ -183,11 +209,18 @@ mod tests {
         );
 
         let garbage = env(&[("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", not_pem)]);
-        let files = TlsFiles::load(&garbage, Signal::Metrics).unwrap();
-        assert!(!files.is_empty());
-        let err = files.http_client(Duration::from_secs(1)).unwrap_err();
+        let err = TlsFiles::load(&garbage, Signal::Metrics).unwrap_err();
         assert!(
             err.starts_with("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE:"),
+            "{err}"
+        );
+        let pair = env(&[
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", not_pem),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", not_pem),
+        ]);
+        let err = TlsFiles::load(&pair, Signal::Traces).unwrap_err();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: not a PEM"),
             "{err}"
         );
 

@@ -15,9 +15,42 @@ use tokio::sync::OwnedSemaphorePermit;
 /// Why a request body could not be read.
 #[derive(Debug)]
 pub enum BodyError {
-    TooLarge,
+    /// Over the limit; what is left of the upload, to [`Unread::drain`] once the request's
+    /// resources are released.
+    TooLarge(Unread),
     Timeout,
     Read(String),
+}
+
+/// The unread rest of a refused request body.
+pub struct Unread(Option<Body>);
+
+impl std::fmt::Debug for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unread")
+    }
+}
+
+impl Unread {
+    /// Reads and discards the rest of the body, up to [`DRAIN_MAX_BYTES`] and
+    /// [`DRAIN_MAX_TIME`], so a client still uploading reads the refusal rather than a reset.
+    pub async fn drain(self) {
+        let Some(mut body) = self.0 else {
+            return;
+        };
+        let mut left = DRAIN_MAX_BYTES;
+        let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(d) = frame.data_ref() {
+                    left = left.saturating_sub(d.len() as u64);
+                    if left == 0 {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// How much of an oversized body is read and thrown away before the 413 goes out, and for how
@@ -26,19 +59,28 @@ pub enum BodyError {
 const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
 const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reads the whole body, refusing more than `limit` bytes. A refused body is drained (within
-/// bounds) so the client gets the refusal; answer it with `Connection: close`.
+/// The request facts [`read_limited`] goes by.
+#[derive(Debug, Clone, Copy)]
+pub struct Declared {
+    /// `Content-Length`, when sent.
+    pub len: Option<u64>,
+    /// `Expect: 100-continue`: the client waits for a go-ahead before sending the body.
+    pub expects_continue: bool,
+}
+
+/// Reads the whole body, refusing more than `limit` bytes. A refused body comes back as
+/// [`BodyError::TooLarge`] with the rest to drain; answer it with `Connection: close`.
 pub async fn read_limited(
     mut body: Body,
-    declared_len: Option<u64>,
+    declared: Declared,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, BodyError> {
-    if let Some(n) = declared_len.filter(|n| *n > limit as u64) {
-        if n <= DRAIN_MAX_BYTES {
-            drain(body).await;
-        }
-        return Err(BodyError::TooLarge);
+    if let Some(n) = declared.len.filter(|n| *n > limit as u64) {
+        // Reading would send `100 Continue` and invite the upload; past the drain bound the
+        // connection is closed anyway.
+        let rest = (!declared.expects_continue && n <= DRAIN_MAX_BYTES).then_some(body);
+        return Err(BodyError::TooLarge(Unread(rest)));
     }
     let read = async {
         // One frame (the usual case) is passed on as it is; more are joined.
@@ -52,7 +94,7 @@ pub async fn read_limited(
             };
             len += data.len();
             if len > limit {
-                return Err(BodyError::TooLarge);
+                return Err(BodyError::TooLarge(Unread(None)));
             }
             match (&mut first, &mut joined) {
                 (None, None) => first = Some(data),
@@ -74,29 +116,9 @@ pub async fn read_limited(
     };
     match tokio::time::timeout(timeout, read).await {
         Err(_) => Err(BodyError::Timeout),
-        Ok(Err(BodyError::TooLarge)) => {
-            drain(body).await;
-            Err(BodyError::TooLarge)
-        }
+        Ok(Err(BodyError::TooLarge(_))) => Err(BodyError::TooLarge(Unread(Some(body)))),
         Ok(r) => r,
     }
-}
-
-/// Reads and discards the rest of a refused body, up to [`DRAIN_MAX_BYTES`] and
-/// [`DRAIN_MAX_TIME`].
-async fn drain(mut body: Body) {
-    let mut left = DRAIN_MAX_BYTES;
-    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(d) = frame.data_ref() {
-                left = left.saturating_sub(d.len() as u64);
-                if left == 0 {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
 }
 
 /// Passes an upstream body through frame by frame (no buffering, no copying) and sends the log
@@ -252,21 +274,40 @@ mod tests {
     #[tokio::test]
     async fn bodies_are_joined_and_bounded() {
         let t = Duration::from_secs(5);
-        let one = read_limited(chunks(&["abc"]), None, 10, t).await.unwrap();
+        let none = Declared {
+            len: None,
+            expects_continue: false,
+        };
+        let one = read_limited(chunks(&["abc"]), none, 10, t).await.unwrap();
         assert_eq!(one, "abc");
-        let many = read_limited(chunks(&["ab", "cd", "e"]), None, 10, t)
+        let many = read_limited(chunks(&["ab", "cd", "e"]), none, 10, t)
             .await
             .unwrap();
         assert_eq!(many, "abcde");
-        let empty = read_limited(chunks(&[]), None, 10, t).await.unwrap();
+        let empty = read_limited(chunks(&[]), none, 10, t).await.unwrap();
         assert!(empty.is_empty());
         assert!(matches!(
-            read_limited(chunks(&["abcdef", "ghijk"]), None, 10, t).await,
-            Err(BodyError::TooLarge)
+            read_limited(chunks(&["abcdef", "ghijk"]), none, 10, t).await,
+            Err(BodyError::TooLarge(Unread(Some(_))))
         ));
+        let declared = Declared {
+            len: Some(11),
+            expects_continue: false,
+        };
         assert!(matches!(
-            read_limited(chunks(&["ab"]), Some(11), 10, t).await,
-            Err(BodyError::TooLarge)
+            read_limited(chunks(&["ab"]), declared, 10, t).await,
+            Err(BodyError::TooLarge(Unread(Some(_))))
         ));
+        let waiting = Declared {
+            expects_continue: true,
+            ..declared
+        };
+        assert!(
+            matches!(
+                read_limited(chunks(&["ab"]), waiting, 10, t).await,
+                Err(BodyError::TooLarge(Unread(None)))
+            ),
+            "a client waiting for 100 Continue is not invited to upload"
+        );
     }
 }

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::body::{BodyError, BodyTap, LoggedBody, read_limited};
+use crate::body::{BodyError, BodyTap, Declared, LoggedBody, read_limited};
 use crate::channel::{self, RequestFacts, UpstreamTarget};
 use crate::error;
 use crate::failure::{self, Verdict};
@@ -238,11 +238,17 @@ pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
         return error::too_many_requests();
     };
 
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = Declared {
+        len: parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok()),
+        expects_continue: parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+    };
     let body = match read_limited(
         body,
         declared,
@@ -252,7 +258,12 @@ pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
     .await
     {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return error::body_too_large(state.0.limits.max_body_bytes),
+        Err(BodyError::TooLarge(rest)) => {
+            // The concurrency slot is not held while the refused upload is thrown away.
+            drop(permit);
+            rest.drain().await;
+            return error::body_too_large(state.0.limits.max_body_bytes);
+        }
         Err(BodyError::Timeout) => {
             return error::json_error(
                 StatusCode::REQUEST_TIMEOUT,

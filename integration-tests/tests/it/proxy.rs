@@ -559,6 +559,29 @@ async fn upload_then_read(port: u16, len: usize, chunked: bool) -> String {
         .to_owned()
 }
 
+/// Declares a `len`-byte body with `Expect: 100-continue` and sends nothing more; returns the
+/// status line of the first answer.
+async fn refused_before_upload(port: u16, len: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /proxy/lim/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {PROXY_KEY}\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed without the body")
+        .unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_get_413_and_concurrency_limit_429() {
     let t = Setup::new(&[
@@ -593,6 +616,9 @@ async fn oversized_bodies_get_413_and_concurrency_limit_429() {
             "chunked={chunked}: {status}"
         );
     }
+    // A client that waits for `100 Continue` is refused at once, without being asked to upload.
+    let status = refused_before_upload(t.server.port, 8_000_000).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
     assert_eq!(t.mock.request_count(), 0);
 
     // Two slow requests hold both slots (the mock has seen them, so they are in flight); a third
@@ -813,6 +839,11 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
     assert_eq!(tunnels.len(), 1, "{tunnels:?}");
     assert_eq!(tunnels[0].target, mock);
     assert_eq!(tunnels[0].auth.as_deref(), Some("u:p"));
+    assert_eq!(
+        t.mock.last_request().unwrap().header("proxy-authorization"),
+        None,
+        "proxy credentials go to the proxy only"
+    );
 
     // Clearing proxy_url takes effect without a restart: with the proxy gone (its tunnels
     // closed too), requests still succeed, so they go direct.

@@ -246,6 +246,9 @@ impl Zone {
         };
         // Written digit by digit: this runs for every request-log row SQLite stores.
         let mut s = String::with_capacity(48);
+        if wall.year() < 0 {
+            s.push('-');
+        }
         push_padded(&mut s, wall.year().unsigned_abs(), 4);
         s.push('-');
         push_padded(&mut s, wall.month(), 2);
@@ -559,6 +562,8 @@ mod tests {
             Zone::Utc.go_string(early),
             "0999-01-02 03:04:05.00000102 +0000 UTC"
         );
+        let bc = Utc.with_ymd_and_hms(-44, 3, 15, 0, 0, 0).unwrap();
+        assert_eq!(Zone::Utc.go_string(bc), "-0044-03-15 00:00:00 +0000 UTC");
     }
 
     #[test]
