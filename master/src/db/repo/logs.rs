@@ -12,12 +12,13 @@ use crate::with_pool;
 const COLUMNS: &str = "id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, model, \
     is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, upstream_addr, is_stream, request_body";
 
-/// Most rows per INSERT statement (20 binds each: 5 120, within every backend's limit).
-const INSERT_CHUNK: usize = 256;
+/// Most rows per INSERT statement: 20 binds each (2 560), and with request bodies logged (up to
+/// 65 000 bytes a row) under 9 MB, within MySQL/MariaDB's default 16 MB `max_allowed_packet`.
+const INSERT_CHUNK: usize = 128;
 
 /// Splits `n` rows into INSERT sizes: full chunks, then the remainder as descending powers of
 /// two. Each size is a distinct statement the driver prepares and caches, so this bounds them to
-/// nine instead of one per remainder seen (re-preparing a 3 000-parameter statement costs more
+/// eight instead of one per remainder seen (re-preparing a 3 000-parameter statement costs more
 /// than inserting its rows).
 fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
@@ -437,14 +438,17 @@ mod tests {
         assert_eq!(chunk_sizes(0).count(), 0);
         assert_eq!(chunk_sizes(1).collect::<Vec<_>>(), [1]);
         assert_eq!(chunk_sizes(7).collect::<Vec<_>>(), [4, 2, 1]);
-        assert_eq!(chunk_sizes(600).collect::<Vec<_>>(), [256, 256, 64, 16, 8]);
+        assert_eq!(
+            chunk_sizes(600).collect::<Vec<_>>(),
+            [128, 128, 128, 128, 64, 16, 8]
+        );
         let mut sizes = std::collections::BTreeSet::new();
         for n in 0..2_000 {
             let parts: Vec<usize> = chunk_sizes(n).collect();
             assert_eq!(parts.iter().sum::<usize>(), n);
             sizes.extend(parts);
         }
-        assert_eq!(sizes.len(), 9);
+        assert_eq!(sizes.len(), 8);
     }
 
     #[test]
