@@ -185,6 +185,36 @@ fn exporter_on(var: &str) -> Result<bool, String> {
     }
 }
 
+/// Builds one signal's OTLP exporter over `$wire`, with TLS for an `https://` endpoint. A macro:
+/// the metric and span exporter builders share no trait.
+macro_rules! otlp_exporter {
+    ($builder:expr, $wire:expr, $signal:expr) => {{
+        let tls = TlsFiles::load(&ProcessEnv, $signal)?;
+        match $wire {
+            Wire::Grpc => {
+                let b = $builder.with_tonic();
+                if otlp_tls::is_https(&ProcessEnv, $signal) {
+                    b.with_tls_config(tls.grpc())
+                } else {
+                    b
+                }
+                .build()
+            }
+            Wire::HttpProtobuf => {
+                let mut b = $builder
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+                if !tls.is_empty() {
+                    let timeout = otlp_tls::export_timeout(&ProcessEnv, $signal);
+                    b = b.with_http_client(tls.http_client(timeout)?);
+                }
+                b.build()
+            }
+        }
+        .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?
+    }};
+}
+
 /// Flushes and shuts telemetry down.
 #[derive(Debug, Default)]
 pub struct TelemetryGuard {
@@ -296,28 +326,11 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
                 .build();
             let traces = exporter_on("OTEL_TRACES_EXPORTER")?;
             if exporter_on("OTEL_METRICS_EXPORTER")? {
-                let builder = opentelemetry_otlp::MetricExporter::builder();
-                let tls = TlsFiles::load(&ProcessEnv, Signal::Metrics)?;
-                let metric_exporter =
-                    match metrics_protocol {
-                        Wire::Grpc if otlp_tls::is_https(&ProcessEnv, Signal::Metrics) => {
-                            builder.with_tonic().with_tls_config(tls.grpc()).build()
-                        }
-                        Wire::Grpc => builder.with_tonic().build(),
-                        Wire::HttpProtobuf if !tls.is_empty() => builder
-                            .with_http()
-                            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                            .with_http_client(tls.http_client(otlp_tls::export_timeout(
-                                &ProcessEnv,
-                                Signal::Metrics,
-                            ))?)
-                            .build(),
-                        Wire::HttpProtobuf => builder
-                            .with_http()
-                            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                            .build(),
-                    }
-                    .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+                let metric_exporter = otlp_exporter!(
+                    opentelemetry_otlp::MetricExporter::builder(),
+                    metrics_protocol,
+                    Signal::Metrics
+                );
                 let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
                     .with_interval(metric_export_interval())
                     .build();
@@ -331,26 +344,11 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
                 METRICS_ON.store(true, Ordering::Relaxed);
             }
             if traces {
-                let builder = opentelemetry_otlp::SpanExporter::builder();
-                let tls = TlsFiles::load(&ProcessEnv, Signal::Traces)?;
-                let span_exporter = match traces_protocol {
-                    Wire::Grpc if otlp_tls::is_https(&ProcessEnv, Signal::Traces) => {
-                        builder.with_tonic().with_tls_config(tls.grpc()).build()
-                    }
-                    Wire::Grpc => builder.with_tonic().build(),
-                    Wire::HttpProtobuf if !tls.is_empty() => builder
-                        .with_http()
-                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                        .with_http_client(
-                            tls.http_client(otlp_tls::export_timeout(&ProcessEnv, Signal::Traces))?,
-                        )
-                        .build(),
-                    Wire::HttpProtobuf => builder
-                        .with_http()
-                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                        .build(),
-                }
-                .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+                let span_exporter = otlp_exporter!(
+                    opentelemetry_otlp::SpanExporter::builder(),
+                    traces_protocol,
+                    Signal::Traces
+                );
                 let sampling = parse_sampling(
                     std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
                     std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
