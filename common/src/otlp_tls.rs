@@ -29,7 +29,11 @@ impl Signal {
 
 /// `OTEL_EXPORTER_OTLP_{SIGNAL}_{suffix}`, else `OTEL_EXPORTER_OTLP_{suffix}`: the variable that
 /// is set and not blank, with its value.
-fn setting(env: &dyn EnvSource, signal: Signal, suffix: &str) -> Option<(String, String)> {
+pub(crate) fn setting(
+    env: &dyn EnvSource,
+    signal: Signal,
+    suffix: &str,
+) -> Option<(String, String)> {
     [
         format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.name()),
         format!("OTEL_EXPORTER_OTLP_{suffix}"),

@@ -151,15 +151,8 @@ enum Wire {
 
 /// The transport for a signal: its own `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL`, else
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else gRPC.
-fn protocol(signal_var: &str) -> Result<Wire, String> {
-    let set = |var: &str| {
-        std::env::var(var)
-            .ok()
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .map(|v| (var.to_owned(), v))
-    };
-    match set(signal_var).or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+fn protocol(signal: Signal) -> Result<Wire, String> {
+    match otlp_tls::setting(&ProcessEnv, signal, "PROTOCOL") {
         None => Ok(Wire::Grpc),
         Some((var, v)) => parse_wire(&v)
             .ok_or_else(|| format!("{var}: {v:?} is not supported (use grpc or http/protobuf)")),
@@ -315,8 +308,8 @@ pub fn init(cfg: &LogConfig, role: &'static str) -> Result<TelemetryGuard, Strin
     let otel_layer = match otlp_endpoint() {
         None => None,
         Some(_) => {
-            let metrics_protocol = protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?;
-            let traces_protocol = protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?;
+            let metrics_protocol = protocol(Signal::Metrics)?;
+            let traces_protocol = protocol(Signal::Traces)?;
             let service = std::env::var("OTEL_SERVICE_NAME")
                 .ok()
                 .filter(|s| !s.trim().is_empty())

@@ -82,42 +82,15 @@ pub async fn read_limited(
         let rest = (!declared.expects_continue && n <= DRAIN_MAX_BYTES).then_some(body);
         return Err(BodyError::TooLarge(Unread(rest)));
     }
-    let read = async {
-        // One frame (the usual case) is passed on as it is; more are joined.
-        let mut first: Option<Bytes> = None;
-        let mut joined: Option<bytes::BytesMut> = None;
-        let mut len = 0usize;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            len += data.len();
-            if len > limit {
-                return Err(BodyError::TooLarge(Unread(None)));
-            }
-            match (&mut first, &mut joined) {
-                (None, None) => first = Some(data),
-                (Some(f), None) => {
-                    let mut b = bytes::BytesMut::with_capacity(f.len() + data.len());
-                    b.extend_from_slice(f);
-                    b.extend_from_slice(&data);
-                    first = None;
-                    joined = Some(b);
-                }
-                (_, Some(b)) => b.extend_from_slice(&data),
-            }
-        }
-        Ok(match (first, joined) {
-            (_, Some(b)) => b.freeze(),
-            (Some(f), None) => f,
-            (None, None) => Bytes::new(),
-        })
-    };
+    // Borrowed, so that a refused body is still here to drain.
+    let read = http_body_util::Limited::new(&mut body, limit).collect();
     match tokio::time::timeout(timeout, read).await {
         Err(_) => Err(BodyError::Timeout),
-        Ok(Err(BodyError::TooLarge(_))) => Err(BodyError::TooLarge(Unread(Some(body)))),
-        Ok(r) => r,
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyError::TooLarge(Unread(Some(body))))
+        }
+        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
     }
 }
 
