@@ -332,35 +332,19 @@ impl App {
             .map_err(|e| InitError::Other(e.to_string()))?;
         tracing::info!(%addr, db = state.db.backend_name(), cluster = state.redis.is_some(), "listening on {addr}");
         let grace = state.cfg.graceful_shutdown_timeout;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(
-            {
-                use axum::serve::ListenerExt;
-                // Responses are written as headers then body frames: no Nagle delay between them.
-                listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                })
-            },
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown({
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|v| *v).await;
-            }
-        });
-        let server = tokio::spawn(async move { server.await });
+        let server =
+            gpt_load_worker::serve::start(listener, app, gpt_load_worker::serve::threads())
+                .map_err(|e| InitError::Other(format!("cannot start the serving threads: {e}")))?;
         shutdown.await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(
-            grace
-                .saturating_sub(Duration::from_secs(2))
-                .max(Duration::from_secs(1)),
-            server,
-        )
-        .await;
-        if drained.is_err() {
+        let drained = server
+            .shutdown(
+                grace
+                    .saturating_sub(Duration::from_secs(2))
+                    .max(Duration::from_secs(1)),
+            )
+            .await;
+        if !drained {
             tracing::warn!("connections still open after the graceful timeout; closing them");
         }
         // The proxy is stopped: what it queued is flushed by the writer (or pushed to Redis).

@@ -56,6 +56,8 @@ fn main() -> ExitCode {
             "TOKIO_WORKER_THREADS: a positive number of threads (got {v:?})"
         ));
     }
+    // Each serving thread gets its own upstream connection pools (see `gpt_load_worker::serve`).
+    gpt_load_worker::client::reserve_thread_pools(gpt_load_worker::serve::threads());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

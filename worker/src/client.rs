@@ -1,7 +1,9 @@
 //! Pooled HTTP clients for upstream calls, shared by every group with the same connection settings.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,11 +20,53 @@ use crate::upstream_proxy::{self, ProxyConnector, ProxyRules};
 /// The hyper client under [`UpstreamClient`].
 pub type HttpClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
-/// The client every upstream request goes through: a connection pool and the proxy rules its
+thread_local! {
+    /// Which serving thread this is (see [`crate::serve`]); `usize::MAX` on any other thread.
+    static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// How many serving threads have a pool of their own in every client built from now on.
+static SLOTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Gives the next `n` serving threads their own connection pools; called before clients are built.
+pub fn reserve_thread_pools(n: usize) {
+    SLOTS.store(n, Ordering::Relaxed);
+}
+
+/// Marks the current thread as serving thread `i`: its upstream requests use pool `i`.
+pub(crate) fn enter_thread_pool(i: usize) {
+    SLOT.set(i);
+}
+
+/// The client every upstream request goes through: connection pools and the proxy rules their
 /// connections are dialled with.
+///
+/// Each serving thread has a pool of its own, so a request and the connection task that carries it
+/// run on the same thread (no cross-thread wake-ups on the hot path); other threads (key
+/// validation, the master's jobs) share one pool.
 pub struct UpstreamClient {
-    client: HttpClient,
+    shared: HttpClient,
+    per_thread: Box<[OnceLock<HttpClient>]>,
+    connector: HttpsConnector<ProxyConnector>,
+    pool: PoolSettings,
     proxy: Option<Arc<ProxyRules>>,
+}
+
+#[derive(Clone, Copy)]
+struct PoolSettings {
+    idle_timeout: Duration,
+    max_idle_per_host: usize,
+}
+
+impl PoolSettings {
+    fn client(self, connector: HttpsConnector<ProxyConnector>) -> HttpClient {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.idle_timeout)
+            .pool_max_idle_per_host(self.max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector)
+    }
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -48,7 +92,15 @@ impl UpstreamClient {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, v);
         }
-        self.client.request(req)
+        self.pool().request(req)
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> &HttpClient {
+        match self.per_thread.get(SLOT.get()) {
+            Some(c) => c.get_or_init(|| self.pool.client(self.connector.clone())),
+            None => &self.shared,
+        }
     }
 
     /// Whether a request to `uri` is sent to a forward proxy itself (absolute form), so that a
@@ -95,13 +147,19 @@ pub fn build(key: &ClientKey) -> UpstreamClient {
         .enable_http1()
         .enable_http2()
         .wrap_connector(ProxyConnector::new(http, proxy.clone()));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(key.idle_timeout_s))
-        .pool_max_idle_per_host(key.max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https);
-    UpstreamClient { client, proxy }
+    let pool = PoolSettings {
+        idle_timeout: Duration::from_secs(key.idle_timeout_s),
+        max_idle_per_host: key.max_idle_per_host,
+    };
+    UpstreamClient {
+        shared: pool.client(https.clone()),
+        per_thread: (0..SLOTS.load(Ordering::Relaxed))
+            .map(|_| OnceLock::new())
+            .collect(),
+        connector: https,
+        pool,
+        proxy,
+    }
 }
 
 /// Clients by connection settings; carried from one config snapshot to the next so unchanged
@@ -132,5 +190,48 @@ impl ClientCache {
             .unwrap_or_else(|| Arc::new(build(&key)));
         self.clients.insert(key, c.clone());
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ClientKey {
+        ClientKey {
+            connect_timeout_s: 5,
+            idle_timeout_s: 90,
+            max_idle_per_host: 8,
+            proxy_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_serving_thread_has_its_own_pool_and_other_threads_share_one() {
+        reserve_thread_pools(2);
+        let c = Arc::new(build(&key()));
+        let addr = |c: &UpstreamClient| c.pool() as *const HttpClient as usize;
+        let shared = addr(&c);
+        let on = |slot: Option<usize>| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                if let Some(i) = slot {
+                    enter_thread_pool(i);
+                }
+                (addr(&c), addr(&c))
+            })
+            .join()
+            .expect("thread")
+        };
+        let (a0, a0_again) = on(Some(0));
+        let (a1, _) = on(Some(1));
+        let (other, _) = on(None);
+        assert_eq!(a0, a0_again, "a thread keeps its pool");
+        assert_ne!(a0, a1);
+        assert_ne!(a0, shared);
+        assert_ne!(a1, shared);
+        assert_eq!(other, shared, "a non-serving thread uses the shared pool");
+        // A thread numbered past the reserved pools falls back to the shared one.
+        assert_eq!(on(Some(7)).0, shared);
     }
 }

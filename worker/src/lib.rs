@@ -14,6 +14,7 @@ pub mod metrics_endpoint;
 pub mod node;
 pub mod proxy;
 pub mod rules;
+pub mod serve;
 pub mod state;
 pub mod throttle;
 pub mod upstream_proxy;

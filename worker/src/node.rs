@@ -2,7 +2,6 @@
 //! configuration from the master's control plane, request records to the Redis stream. No SQL
 //! database, no admin API (`/api/*` is 404 here).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -172,30 +171,15 @@ pub async fn run(
         .merge(crate::router(state.clone()))
         .fallback(not_found);
     tracing::info!(addr = %local, "worker listening on {local}");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        {
-            use axum::serve::ListenerExt;
-            // Responses are written as headers then body frames: no Nagle delay between them.
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            })
-        },
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|v| *v).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = crate::serve::start(listener, app, crate::serve::threads())
+        .map_err(|e| WorkerError::Bind(local.clone(), e))?;
     shutdown.await;
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(
-        cfg.graceful_shutdown_timeout
-            .saturating_sub(Duration::from_secs(2)),
-        server,
-    )
-    .await;
+    server
+        .shutdown(
+            cfg.graceful_shutdown_timeout
+                .saturating_sub(Duration::from_secs(2)),
+        )
+        .await;
     cancel.cancel();
     // Records still queued go to Redis before the process exits.
     drop(state);
