@@ -1,16 +1,20 @@
 //! Serving HTTP on one thread per core.
 //!
-//! Each serving thread runs a single-threaded Tokio runtime and accepts from the one listening
-//! socket. A proxied request is handled from first byte to last on the thread that accepted its
+//! An acceptor on the main runtime takes connections from the listening socket and hands each to
+//! the serving thread with the fewest open connections. Each serving thread runs a single-threaded
+//! Tokio runtime: a proxied request is handled from first byte to last on the thread that owns its
 //! connection, and the upstream connection it borrows belongs to that thread's pool
-//! ([`crate::client`]): the hot path has no cross-thread hand-offs or wake-ups. Every other request
-//! (admin API, UI, health, metrics) is handed to the main runtime, where the database pools, the
-//! Redis clients and the background jobs live.
+//! ([`crate::client`]), so the hot path has no cross-thread hand-offs or wake-ups. Every other
+//! request (admin API, UI, health, metrics) is handed to the main runtime, where the database
+//! pools, the Redis clients and the background jobs live.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,8 +23,10 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures::future::Either;
 use http::StatusCode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tower::{Service, ServiceExt};
 
 /// How many serving threads to run: `TOKIO_WORKER_THREADS` when set, else one per core.
@@ -40,14 +46,19 @@ pub struct Serving {
     done: Vec<oneshot::Receiver<()>>,
 }
 
-/// Starts `threads` serving threads on `listener`, each serving `app`. Must be called on the main
-/// runtime: requests other than `/proxy/…` are run there.
-pub fn start(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    threads: usize,
-) -> std::io::Result<Serving> {
-    let listener = listener.into_std()?;
+/// A connection on its way to a serving thread.
+type Handoff = (std::net::TcpStream, SocketAddr);
+
+/// The acceptor's end of one serving thread.
+struct Lane {
+    tx: mpsc::UnboundedSender<Handoff>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Starts `threads` serving threads, each serving `app`, and the acceptor that feeds them from
+/// `listener`. Must be called on the main runtime: requests other than `/proxy/…` are run there.
+pub fn start(listener: TcpListener, app: Router, threads: usize) -> io::Result<Serving> {
+    let local = listener.local_addr()?;
     let main = Handle::current();
     let (stop, stop_rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(false);
@@ -56,8 +67,15 @@ pub fn start(
         abort,
         done: Vec::with_capacity(threads),
     };
+    let mut lanes = Vec::with_capacity(threads);
     for i in 0..threads.max(1) {
-        let listener = listener.try_clone()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let incoming = Incoming {
+            rx,
+            open: open.clone(),
+            local,
+        };
         let split = Split {
             app: app.clone(),
             main: main.clone(),
@@ -74,13 +92,15 @@ pub fn start(
                     .build()
                 {
                     // Dropping the runtime afterwards cancels what the thread still runs.
-                    Ok(rt) => rt.block_on(serve(listener, split, stop, abort)),
+                    Ok(rt) => rt.block_on(serve(incoming, split, stop, abort)),
                     Err(e) => tracing::error!(error = %e, "cannot start a serving thread"),
                 }
                 let _ = done_tx.send(());
             })?;
         serving.done.push(done_rx);
+        lanes.push(Lane { tx, open });
     }
+    main.spawn(accept(listener, lanes, stop_rx));
     Ok(serving)
 }
 
@@ -100,26 +120,61 @@ impl Serving {
     }
 }
 
+/// Accepts until told to stop (then the socket closes), giving each connection to the serving
+/// thread with the fewest open ones.
+async fn accept(listener: TcpListener, lanes: Vec<Lane>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|v| *v) => return,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors, typically: wait for some to be released (as hyper).
+                tracing::error!(error = %e, "accept error");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Responses are written as headers then body frames: no Nagle delay between them.
+        let _ = tcp.set_nodelay(true);
+        let Some(lane) = lanes.iter().min_by_key(|l| l.open.load(Ordering::Relaxed)) else {
+            return;
+        };
+        match tcp.into_std() {
+            Ok(std) => {
+                lane.open.fetch_add(1, Ordering::Relaxed);
+                if lane.tx.send((std, peer)).is_err() {
+                    lane.open.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot hand a connection over"),
+        }
+    }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
 async fn serve(
-    listener: std::net::TcpListener,
+    incoming: Incoming,
     split: Split,
     mut stop: watch::Receiver<bool>,
     mut abort: watch::Receiver<bool>,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "serving thread cannot use the listener");
-            return;
-        }
-    };
     let server = axum::serve(
         {
             use axum::serve::ListenerExt;
-            // Responses are written as headers then body frames: no Nagle delay between them.
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            })
+            // A tapped listener's address type is its connect info.
+            incoming.tap_io(|_| {})
         },
         Router::new()
             .fallback_service(split)
@@ -135,6 +190,93 @@ async fn serve(
             }
         }
         _ = abort.wait_for(|v| *v) => {}
+    }
+}
+
+/// A serving thread's connections, as handed over by the acceptor.
+struct Incoming {
+    rx: mpsc::UnboundedReceiver<Handoff>,
+    open: Arc<AtomicUsize>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for Incoming {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            let Some((std, peer)) = self.rx.recv().await else {
+                // The acceptor stopped: nothing more comes; the graceful stop ends the server.
+                return std::future::pending().await;
+            };
+            match TcpStream::from_std(std) {
+                Ok(io) => {
+                    let open = self.open.clone();
+                    return (Counted { io, open }, peer);
+                }
+                Err(e) => {
+                    self.open.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "cannot take a connection over");
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// A connection that counts as open on its serving thread until dropped.
+struct Counted {
+    io: TcpStream,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
