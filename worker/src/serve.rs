@@ -375,6 +375,61 @@ mod tests {
         );
     }
 
+    /// One request on a connection kept open; the thread that answered.
+    async fn ask_and_keep(addr: SocketAddr) -> (tokio::net::TcpStream, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /proxy/who HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("gpt-load-http-") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let name = text
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (s, name)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_are_spread_over_the_threads_by_open_count() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let serving = start(listener, app(), 3).expect("start");
+        let mut kept = Vec::new();
+        let mut by_thread = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..9 {
+            let (s, name) = ask_and_keep(addr).await;
+            *by_thread.entry(name).or_default() += 1;
+            kept.push(s);
+        }
+        assert_eq!(
+            by_thread.values().copied().collect::<Vec<_>>(),
+            vec![3, 3, 3],
+            "{by_thread:?}"
+        );
+        // Closed connections stop counting: the next three go one to each thread again.
+        kept.truncate(0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut again = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let (s, name) = ask_and_keep(addr).await;
+            again.insert(name);
+            kept.push(s);
+        }
+        assert_eq!(again.len(), 3, "{again:?}");
+        drop(kept);
+        assert!(serving.shutdown(Duration::from_secs(5)).await);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_request_outliving_the_grace_period_is_cut() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
