@@ -645,14 +645,15 @@ async fn run(
                 if channel::is_model_list(&ctx.method, &ctx.rest)
                     && !def.model_redirect_rules.is_empty()
                 {
-                    return model_list_response(
+                    // Boxed: a rare path kept out of every request's future.
+                    return Box::pin(model_list_response(
                         state,
                         rec,
                         parts,
                         incoming,
                         &member,
                         ctx.query.as_deref(),
-                    )
+                    ))
                     .await;
                 }
                 let deadline = (!ctx.facts.stream).then(|| {
@@ -848,9 +849,24 @@ async fn attempt_once(
     if !cfg.failover_matcher.matches(status.as_u16()) {
         return AttemptOutcome::Success(resp.map(Body::new));
     }
+    // Boxed: the failure path's futures (a timer, a body collector) would otherwise enlarge
+    // every request's future, which is moved — copied — whole.
+    Box::pin(read_failure(
+        resp,
+        Duration::from_secs(cfg.request_timeout_s),
+    ))
+    .await
+}
+
+/// A failover status: the upstream's error body (bounded), and what it means for the key.
+async fn read_failure(
+    resp: http::Response<hyper::body::Incoming>,
+    timeout: Duration,
+) -> AttemptOutcome {
+    let status = resp.status();
     let (parts, incoming) = resp.into_parts();
     let raw = match tokio::time::timeout(
-        Duration::from_secs(cfg.request_timeout_s),
+        timeout,
         http_body_util::Limited::new(incoming, 4 * 1024 * 1024).collect(),
     )
     .await

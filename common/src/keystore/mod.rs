@@ -180,18 +180,22 @@ pub enum AnyKeyStore {
     Redis(Box<RedisKeyStore>),
 }
 
+/// Calls the store's method. The Redis futures (several kilobytes of client state) are boxed: the
+/// proxy's request futures embed these calls and are moved whole into their tasks, so an unboxed
+/// Redis arm made every request copy kilobytes even on the memory store. One allocation is nothing
+/// beside a Redis round trip.
 macro_rules! delegate {
-    ($self:ident, $s:ident => $e:expr) => {
+    ($self:ident, $s:ident => $call:expr) => {
         match $self {
-            AnyKeyStore::Memory($s) => $e,
-            AnyKeyStore::Redis($s) => $e,
+            AnyKeyStore::Memory($s) => $call.await,
+            AnyKeyStore::Redis($s) => Box::pin($call).await,
         }
     };
 }
 
 impl KeyStore for AnyKeyStore {
     async fn select(&self, group_id: i64) -> Result<Selection, KeyStoreError> {
-        delegate!(self, s => s.select(group_id).await)
+        delegate!(self, s => s.select(group_id))
     }
 
     async fn record_failure(
@@ -200,11 +204,11 @@ impl KeyStore for AnyKeyStore {
         key_id: i64,
         threshold: u32,
     ) -> Result<FailureOutcome, KeyStoreError> {
-        delegate!(self, s => s.record_failure(group_id, key_id, threshold).await)
+        delegate!(self, s => s.record_failure(group_id, key_id, threshold))
     }
 
     async fn record_success(&self, group_id: i64, key_id: i64) -> Result<bool, KeyStoreError> {
-        delegate!(self, s => s.record_success(group_id, key_id).await)
+        delegate!(self, s => s.record_success(group_id, key_id))
     }
 
     async fn cool_down(
@@ -213,19 +217,19 @@ impl KeyStore for AnyKeyStore {
         key_id: i64,
         duration: Duration,
     ) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.cool_down(group_id, key_id, duration).await)
+        delegate!(self, s => s.cool_down(group_id, key_id, duration))
     }
 
     async fn load_group(&self, group_id: i64, keys: Vec<PoolKey>) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.load_group(group_id, keys).await)
+        delegate!(self, s => s.load_group(group_id, keys))
     }
 
     async fn add_keys(&self, group_id: i64, keys: Vec<PoolKey>) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.add_keys(group_id, keys).await)
+        delegate!(self, s => s.add_keys(group_id, keys))
     }
 
     async fn remove_keys(&self, group_id: i64, key_ids: &[i64]) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.remove_keys(group_id, key_ids).await)
+        delegate!(self, s => s.remove_keys(group_id, key_ids))
     }
 
     async fn set_status(
@@ -234,14 +238,14 @@ impl KeyStore for AnyKeyStore {
         key_ids: &[i64],
         status: KeyStatus,
     ) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.set_status(group_id, key_ids, status).await)
+        delegate!(self, s => s.set_status(group_id, key_ids, status))
     }
 
     async fn remove_group(&self, group_id: i64) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.remove_group(group_id).await)
+        delegate!(self, s => s.remove_group(group_id))
     }
 
     async fn counts(&self, group_id: i64) -> Result<PoolCounts, KeyStoreError> {
-        delegate!(self, s => s.counts(group_id).await)
+        delegate!(self, s => s.counts(group_id))
     }
 }
