@@ -98,7 +98,15 @@ impl UpstreamClient {
     /// This thread's pool.
     fn pool(&self) -> &HttpClient {
         match self.per_thread.get(SLOT.get()) {
-            Some(c) => c.get_or_init(|| self.pool.client(self.connector.clone())),
+            Some(c) => c.get_or_init(|| {
+                // The idle allowance is shared out: all threads together keep about as many
+                // idle connections per host as one pool would.
+                let share = PoolSettings {
+                    max_idle_per_host: self.pool.max_idle_per_host.div_ceil(self.per_thread.len()),
+                    ..self.pool
+                };
+                share.client(self.connector.clone())
+            }),
             None => &self.shared,
         }
     }
@@ -208,6 +216,7 @@ mod tests {
 
     #[test]
     fn each_serving_thread_has_its_own_pool_and_other_threads_share_one() {
+        // Process-wide; nextest runs every test in a process of its own.
         reserve_thread_pools(2);
         let c = Arc::new(build(&key()));
         let addr = |c: &UpstreamClient| c.pool() as *const HttpClient as usize;

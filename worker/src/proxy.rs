@@ -761,7 +761,7 @@ async fn run(
 
 fn reset_failures(state: &WorkerState, group_id: i64, key_id: i64) {
     let state = state.clone();
-    tokio::spawn(async move {
+    crate::serve::spawn_detached(async move {
         if let Ok(true) = state.0.store.record_success(group_id, key_id).await {
             state.0.records.key_event(KeyEvent {
                 group_id,

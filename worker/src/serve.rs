@@ -13,8 +13,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::task::AbortOnDropHandle;
 use tower::{Service, ServiceExt};
 
 /// How many serving threads to run: `TOKIO_WORKER_THREADS` when set, else one per core.
@@ -41,9 +42,13 @@ pub fn threads() -> usize {
 
 /// Running serving threads; dropping this starts a graceful stop without waiting for it.
 pub struct Serving {
+    /// Stops the acceptor (which then closes the listening socket).
+    stop_accepting: watch::Sender<bool>,
+    acceptor: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
     abort: watch::Sender<bool>,
     done: Vec<oneshot::Receiver<()>>,
+    open: Vec<Arc<AtomicUsize>>,
 }
 
 /// A connection on its way to a serving thread.
@@ -55,20 +60,36 @@ struct Lane {
     open: Arc<AtomicUsize>,
 }
 
+/// The main runtime, for work started on a serving thread that must outlive it.
+static MAIN: OnceLock<Handle> = OnceLock::new();
+
+/// Runs `task` on the main runtime when serving threads are running (so that it is not cancelled
+/// when its serving thread stops), else on the current runtime.
+pub fn spawn_detached<F>(task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match MAIN.get() {
+        Some(main) => drop(main.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
+}
+
 /// Starts `threads` serving threads, each serving `app`, and the acceptor that feeds them from
 /// `listener`. Must be called on the main runtime: requests other than `/proxy/…` are run there.
 pub fn start(listener: TcpListener, app: Router, threads: usize) -> io::Result<Serving> {
     let local = listener.local_addr()?;
     let main = Handle::current();
+    let _ = MAIN.set(main.clone());
     let (stop, stop_rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(false);
-    let mut serving = Serving {
-        stop,
-        abort,
-        done: Vec::with_capacity(threads),
-    };
+    let mut done = Vec::with_capacity(threads);
     let mut lanes = Vec::with_capacity(threads);
     for i in 0..threads.max(1) {
+        // Built here, so that a failure stops the start instead of leaving a dead thread.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let open = Arc::new(AtomicUsize::new(0));
         let incoming = Incoming {
@@ -87,27 +108,42 @@ pub fn start(listener: TcpListener, app: Router, threads: usize) -> io::Result<S
             .name(format!("gpt-load-http-{i}"))
             .spawn(move || {
                 crate::client::enter_thread_pool(i);
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    // Dropping the runtime afterwards cancels what the thread still runs.
-                    Ok(rt) => rt.block_on(serve(incoming, split, stop, abort)),
-                    Err(e) => tracing::error!(error = %e, "cannot start a serving thread"),
-                }
+                rt.block_on(serve(incoming, split, stop, abort));
+                // Dropping the runtime cancels what the thread still runs.
+                drop(rt);
                 let _ = done_tx.send(());
             })?;
-        serving.done.push(done_rx);
+        done.push(done_rx);
         lanes.push(Lane { tx, open });
     }
-    main.spawn(accept(listener, lanes, stop_rx));
-    Ok(serving)
+    let open = lanes.iter().map(|l| l.open.clone()).collect();
+    let (stop_accepting, accepting) = watch::channel(false);
+    let acceptor = main.spawn(accept(listener, lanes, accepting));
+    Ok(Serving {
+        stop_accepting,
+        acceptor,
+        stop,
+        abort,
+        done,
+        open,
+    })
 }
 
 impl Serving {
-    /// Stops accepting, lets open requests finish within `grace`, then closes what is left.
-    /// Returns whether every connection finished in time.
+    /// Open connections per serving thread.
+    pub fn open_connections(&self) -> Vec<usize> {
+        self.open
+            .iter()
+            .map(|o| o.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Stops accepting (the listening socket is closed when this returns), lets open requests
+    /// finish within `grace`, then closes what is left. Returns whether every connection
+    /// finished in time.
     pub async fn shutdown(self, grace: Duration) -> bool {
+        let _ = self.stop_accepting.send(true);
+        let _ = self.acceptor.await;
         let _ = self.stop.send(true);
         let all = futures::future::join_all(self.done);
         let mut all = std::pin::pin!(all);
@@ -122,7 +158,7 @@ impl Serving {
 
 /// Accepts until told to stop (then the socket closes), giving each connection to the serving
 /// thread with the fewest open ones.
-async fn accept(listener: TcpListener, lanes: Vec<Lane>, mut stop: watch::Receiver<bool>) {
+async fn accept(listener: TcpListener, mut lanes: Vec<Lane>, mut stop: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
             _ = stop.wait_for(|v| *v) => return,
@@ -140,17 +176,32 @@ async fn accept(listener: TcpListener, lanes: Vec<Lane>, mut stop: watch::Receiv
         };
         // Responses are written as headers then body frames: no Nagle delay between them.
         let _ = tcp.set_nodelay(true);
-        let Some(lane) = lanes.iter().min_by_key(|l| l.open.load(Ordering::Relaxed)) else {
-            return;
+        let mut handoff = match tcp.into_std() {
+            Ok(std) => (std, peer),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a connection over");
+                continue;
+            }
         };
-        match tcp.into_std() {
-            Ok(std) => {
-                lane.open.fetch_add(1, Ordering::Relaxed);
-                if lane.tx.send((std, peer)).is_err() {
-                    lane.open.fetch_sub(1, Ordering::Relaxed);
+        loop {
+            let Some((i, lane)) = lanes
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, l)| l.open.load(Ordering::Relaxed))
+            else {
+                tracing::error!("no serving thread is left; not accepting");
+                return;
+            };
+            lane.open.fetch_add(1, Ordering::Relaxed);
+            match lane.tx.send(handoff) {
+                Ok(()) => break,
+                Err(mpsc::error::SendError(back)) => {
+                    // Its thread has stopped: the next one takes the connection.
+                    tracing::error!(thread = i, "a serving thread has stopped");
+                    handoff = back;
+                    lanes.swap_remove(i);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot hand a connection over"),
         }
     }
 }
@@ -189,7 +240,12 @@ async fn serve(
                 tracing::error!(error = %e, "serving thread stopped");
             }
         }
-        _ = abort.wait_for(|v| *v) => {}
+        // Only a sent abort cuts connections; a dropped `Serving` stops gracefully.
+        r = abort.wait_for(|v| *v) => {
+            if r.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
@@ -303,7 +359,8 @@ impl Service<Request> for Split {
         if req.uri().path().starts_with("/proxy/") {
             return Either::Left(app.oneshot(req));
         }
-        let task = self.main.spawn(app.oneshot(req));
+        // Aborted if the connection goes away, as a handler running here would be dropped.
+        let task = AbortOnDropHandle::new(self.main.spawn(app.oneshot(req)));
         Either::Right(Box::pin(async move {
             Ok(match task.await {
                 Ok(Ok(resp)) => resp,
@@ -318,7 +375,7 @@ impl Service<Request> for Split {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::extract::Path;
+    use axum::extract::{ConnectInfo, Path};
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -338,18 +395,45 @@ mod tests {
         out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
     }
 
+    /// Set when the `/proxy/hang` handler has started.
+    static HANGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
     fn app() -> Router {
         Router::new()
             .route(
                 "/proxy/{*rest}",
-                get(|Path(rest): Path<String>| async move {
-                    if rest == "hang" {
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                    }
-                    thread_name()
-                }),
+                get(
+                    |Path(rest): Path<String>,
+                     ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                        match rest.as_str() {
+                            "hang" => {
+                                HANGING.store(true, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_secs(60)).await;
+                                String::new()
+                            }
+                            "peer" => peer.to_string(),
+                            _ => thread_name(),
+                        }
+                    },
+                ),
             )
             .route("/api/x", get(|| async { thread_name() }))
+            .route(
+                "/api/peer",
+                get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            )
+    }
+
+    /// Waits (up to 5 s) until `cond` holds.
+    async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,6 +451,19 @@ mod tests {
                 !t.starts_with("gpt-load-http-"),
                 "admin request ran on serving thread {t:?}"
             );
+        }
+        // Handlers see the client's address on both sides of the split.
+        for path in ["/proxy/peer", "/api/peer"] {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let me = s.local_addr().expect("local").to_string();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .expect("write");
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.expect("read");
+            assert!(out.ends_with(&format!("\r\n\r\n{me}")), "{path}: {out}");
         }
         assert!(serving.shutdown(Duration::from_secs(5)).await, "idle stop");
         assert!(
@@ -416,9 +513,13 @@ mod tests {
             vec![3, 3, 3],
             "{by_thread:?}"
         );
+        assert_eq!(serving.open_connections(), vec![3, 3, 3]);
         // Closed connections stop counting: the next three go one to each thread again.
         kept.truncate(0);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        eventually("closes seen", || {
+            serving.open_connections().iter().all(|n| *n == 0)
+        })
+        .await;
         let mut again = std::collections::BTreeSet::new();
         for _ in 0..3 {
             let (s, name) = ask_and_keep(addr).await;
@@ -438,7 +539,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let serving = start(listener, app(), 1).expect("start");
         let hung = tokio::spawn(async move { get_text(addr, "/proxy/hang").await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        eventually("handler started", || HANGING.load(Ordering::SeqCst)).await;
         let t = std::time::Instant::now();
         assert!(!serving.shutdown(Duration::from_millis(300)).await);
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
