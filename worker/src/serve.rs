@@ -398,6 +398,9 @@ mod tests {
     /// Set when the `/proxy/hang` handler has started.
     static HANGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+    /// Set when the `/proxy/slow` handler has started.
+    static SLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
     fn app() -> Router {
         Router::new()
             .route(
@@ -410,6 +413,11 @@ mod tests {
                                 HANGING.store(true, Ordering::SeqCst);
                                 tokio::time::sleep(Duration::from_secs(60)).await;
                                 String::new()
+                            }
+                            "slow" => {
+                                SLOW.store(true, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                "done".to_owned()
                             }
                             "peer" => peer.to_string(),
                             _ => thread_name(),
@@ -549,5 +557,29 @@ mod tests {
             .expect("connection closed")
             .expect("task");
         assert_eq!(body, "");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_handle_stops_gracefully() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let serving = start(listener, app(), 1).expect("start");
+        let slow = tokio::spawn(async move { get_text(addr, "/proxy/slow").await });
+        eventually("handler started", || SLOW.load(Ordering::SeqCst)).await;
+        drop(serving);
+        // The request in flight is answered, not cut ...
+        let body = tokio::time::timeout(Duration::from_secs(5), slow)
+            .await
+            .expect("answered")
+            .expect("task");
+        assert_eq!(body, "done");
+        // ... and the socket closes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still accepting");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
