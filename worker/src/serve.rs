@@ -324,7 +324,7 @@ impl AsyncWrite for Counted {
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -383,8 +383,10 @@ mod tests {
         std::thread::current().name().unwrap_or("").to_owned()
     }
 
-    async fn get_text(addr: SocketAddr, path: &str) -> String {
+    /// One `GET` on a fresh connection: the client's own address and the answer's body.
+    async fn request(addr: SocketAddr, path: &str) -> (String, String) {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let me = s.local_addr().expect("local").to_string();
         s.write_all(
             format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
         )
@@ -392,7 +394,23 @@ mod tests {
         .expect("write");
         let mut out = String::new();
         s.read_to_string(&mut out).await.expect("read");
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+        (
+            me,
+            out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned(),
+        )
+    }
+
+    async fn get_text(addr: SocketAddr, path: &str) -> String {
+        request(addr, path).await.1
+    }
+
+    /// Serving threads on a fresh loopback port.
+    async fn serving(threads: usize) -> (SocketAddr, Serving) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (addr, start(listener, app(), threads).expect("start"))
     }
 
     /// Set when the `/proxy/hang` handler has started.
@@ -446,11 +464,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn proxy_requests_stay_on_serving_threads_and_the_rest_goes_to_the_main_runtime() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let serving = start(listener, app(), 2).expect("start");
+        let (addr, serving) = serving(2).await;
         for _ in 0..4 {
             let t = get_text(addr, "/proxy/g/v1/models").await;
             assert!(t.starts_with("gpt-load-http-"), "proxy ran on {t:?}");
@@ -462,16 +476,8 @@ mod tests {
         }
         // Handlers see the client's address on both sides of the split.
         for path in ["/proxy/peer", "/api/peer"] {
-            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            let me = s.local_addr().expect("local").to_string();
-            s.write_all(
-                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
-            )
-            .await
-            .expect("write");
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.expect("read");
-            assert!(out.ends_with(&format!("\r\n\r\n{me}")), "{path}: {out}");
+            let (me, peer) = request(addr, path).await;
+            assert_eq!(peer, me, "{path}");
         }
         assert!(serving.shutdown(Duration::from_secs(5)).await, "idle stop");
         assert!(
@@ -504,11 +510,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_are_spread_over_the_threads_by_open_count() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let serving = start(listener, app(), 3).expect("start");
+        let (addr, serving) = serving(3).await;
         let mut kept = Vec::new();
         let mut by_thread = std::collections::BTreeMap::<String, usize>::new();
         for _ in 0..9 {
@@ -541,11 +543,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_request_outliving_the_grace_period_is_cut() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let serving = start(listener, app(), 1).expect("start");
+        let (addr, serving) = serving(1).await;
         let hung = tokio::spawn(async move { get_text(addr, "/proxy/hang").await });
         eventually("handler started", || HANGING.load(Ordering::SeqCst)).await;
         let t = std::time::Instant::now();
@@ -561,11 +559,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropping_the_handle_stops_gracefully() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let serving = start(listener, app(), 1).expect("start");
+        let (addr, serving) = serving(1).await;
         let slow = tokio::spawn(async move { get_text(addr, "/proxy/slow").await });
         eventually("handler started", || SLOW.load(Ordering::SeqCst)).await;
         drop(serving);
