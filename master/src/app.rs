@@ -327,13 +327,16 @@ impl App {
         tracker.close();
 
         let app = router(state.clone());
+        let proxy = tower::ServiceBuilder::new()
+            .option_layer(crate::cors::layer(&state.cfg.cors))
+            .service(gpt_load_worker::proxy_service(state.worker.clone()));
         let addr = listener
             .local_addr()
             .map_err(|e| InitError::Other(e.to_string()))?;
         tracing::info!(%addr, db = state.db.backend_name(), cluster = state.redis.is_some(), "listening on {addr}");
         let grace = state.cfg.graceful_shutdown_timeout;
         let server =
-            gpt_load_worker::serve::start(listener, app, gpt_load_worker::serve::threads())
+            gpt_load_worker::serve::start(listener, app, proxy, gpt_load_worker::serve::threads())
                 .map_err(|e| InitError::Other(format!("cannot start the serving threads: {e}")))?;
         shutdown.await;
         tracing::info!("shutting down");

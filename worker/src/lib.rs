@@ -21,7 +21,11 @@ pub mod upstream_proxy;
 pub mod validate;
 pub mod weighted;
 
+use std::convert::Infallible;
+
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::Response;
 use axum::routing::any;
 
 pub use state::{ProxyLimits, WorkerState};
@@ -31,4 +35,23 @@ pub fn router(state: WorkerState) -> Router {
     Router::new()
         .route("/proxy/{*rest}", any(proxy::proxy))
         .with_state(state)
+}
+
+/// The proxy handler as a service, for the serving threads' direct path ([`serve::start`]):
+/// `/proxy/{group}/…` without a router in between. Cloning it clones the state's `Arc`.
+pub fn proxy_service(
+    state: WorkerState,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    tower::service_fn(move |req: Request| {
+        let state = state.clone();
+        async move { Ok(proxy::proxy(State(state), req).await) }
+    })
 }

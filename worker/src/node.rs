@@ -171,7 +171,8 @@ pub async fn run(
         .merge(crate::router(state.clone()))
         .fallback(not_found);
     tracing::info!(addr = %local, "worker listening on {local}");
-    let server = crate::serve::start(listener, app, crate::serve::threads())
+    let proxy = crate::proxy_service(state.clone());
+    let server = crate::serve::start(listener, app, proxy, crate::serve::threads())
         .map_err(|e| WorkerError::Bind(local.clone(), e))?;
     shutdown.await;
     server

@@ -2,11 +2,13 @@
 //!
 //! An acceptor on the main runtime takes connections from the listening socket and hands each to
 //! the serving thread with the fewest open connections. Each serving thread runs a single-threaded
-//! Tokio runtime: a proxied request is handled from first byte to last on the thread that owns its
-//! connection, and the upstream connection it borrows belongs to that thread's pool
-//! ([`crate::client`]), so the hot path has no cross-thread hand-offs or wake-ups. Every other
-//! request (admin API, UI, health, metrics) is handed to the main runtime, where the database
-//! pools, the Redis clients and the background jobs live.
+//! Tokio runtime and serves its connections with hyper directly: a proxied request goes straight
+//! to the proxy service (no router, no per-request boxing on the way) and is handled from first
+//! byte to last on the thread that owns its connection, and the upstream connection it borrows
+//! belongs to that thread's pool ([`crate::client`]), so the hot path has no cross-thread
+//! hand-offs or wake-ups. Every other request (admin API, UI, health, metrics) is handed to the
+//! app's router on the main runtime, where the database pools, the Redis clients and the
+//! background jobs live.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,15 +21,18 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use futures::future::Either;
 use http::StatusCode;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::task::AbortOnDropHandle;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tower::{Service, ServiceExt};
 
 /// How many serving threads to run: `TOKIO_WORKER_THREADS` when set, else one per core.
@@ -75,10 +80,15 @@ where
     }
 }
 
-/// Starts `threads` serving threads, each serving `app`, and the acceptor that feeds them from
-/// `listener`. Must be called on the main runtime: requests other than `/proxy/…` are run there.
-pub fn start(listener: TcpListener, app: Router, threads: usize) -> io::Result<Serving> {
-    let local = listener.local_addr()?;
+/// Starts `threads` serving threads and the acceptor that feeds them from `listener`. `proxy`
+/// answers `/proxy/{group}/…` on the serving thread itself, with no router in between (it must be
+/// cheap to clone: once per request); `app` answers every other request on the main runtime.
+/// Both see the client's address as `ConnectInfo<SocketAddr>`. Must be called on the main runtime.
+pub fn start<P>(listener: TcpListener, app: Router, proxy: P, threads: usize) -> io::Result<Serving>
+where
+    P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    P::Future: Send + 'static,
+{
     let main = Handle::current();
     let _ = MAIN.set(main.clone());
     let (stop, stop_rx) = watch::channel(false);
@@ -92,14 +102,14 @@ pub fn start(listener: TcpListener, app: Router, threads: usize) -> io::Result<S
             .build()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let open = Arc::new(AtomicUsize::new(0));
-        let incoming = Incoming {
+        let lane = ThreadLane {
             rx,
             open: open.clone(),
-            local,
-        };
-        let split = Split {
-            app: app.clone(),
-            main: main.clone(),
+            routes: Routes {
+                proxy: proxy.clone(),
+                app: app.clone(),
+                main: main.clone(),
+            },
         };
         let (done_tx, done_rx) = oneshot::channel();
         let stop = stop_rx.clone();
@@ -108,7 +118,7 @@ pub fn start(listener: TcpListener, app: Router, threads: usize) -> io::Result<S
             .name(format!("gpt-load-http-{i}"))
             .spawn(move || {
                 crate::client::enter_thread_pool(i);
-                rt.block_on(serve(incoming, split, stop, abort));
+                rt.block_on(serve(lane, stop, abort));
                 // Dropping the runtime cancels what the thread still runs.
                 drop(rt);
                 let _ = done_tx.send(());
@@ -206,6 +216,7 @@ async fn accept(listener: TcpListener, mut lanes: Vec<Lane>, mut stop: watch::Re
     }
 }
 
+/// The accept errors that concern one connection only (as axum's and hyper's accept loops).
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -215,72 +226,96 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve(
-    incoming: Incoming,
-    split: Split,
-    mut stop: watch::Receiver<bool>,
-    mut abort: watch::Receiver<bool>,
-) {
-    let server = axum::serve(
-        {
-            use axum::serve::ListenerExt;
-            // A tapped listener's address type is its connect info.
-            incoming.tap_io(|_| {})
-        },
-        Router::new()
-            .fallback_service(split)
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|v| *v).await;
-    });
-    tokio::select! {
-        r = server => {
-            if let Err(e) = r {
-                tracing::error!(error = %e, "serving thread stopped");
-            }
-        }
-        // Only a sent abort cuts connections; a dropped `Serving` stops gracefully.
-        r = abort.wait_for(|v| *v) => {
-            if r.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-/// A serving thread's connections, as handed over by the acceptor.
-struct Incoming {
+/// A serving thread's end: the connections handed to it and what answers their requests.
+struct ThreadLane<P> {
     rx: mpsc::UnboundedReceiver<Handoff>,
     open: Arc<AtomicUsize>,
-    local: SocketAddr,
+    routes: Routes<P>,
 }
 
-impl axum::serve::Listener for Incoming {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
+/// Serves the connections handed to this thread until `stop`, then lets them finish (each is
+/// told to close once its request in flight is answered); `abort` returns at once, and dropping
+/// the thread's runtime then cuts what is left. A dropped `abort` sender (a dropped [`Serving`])
+/// does not cut: the graceful stop proceeds.
+async fn serve<P>(
+    lane: ThreadLane<P>,
+    stop: watch::Receiver<bool>,
+    mut abort: watch::Receiver<bool>,
+) where
+    P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    P::Future: Send + 'static,
+{
+    let ThreadLane {
+        mut rx,
+        open,
+        routes,
+    } = lane;
+    let connections = TaskTracker::new();
+    let serving = async {
+        let mut stopping = stop.clone();
         loop {
-            let Some((std, peer)) = self.rx.recv().await else {
-                // The acceptor stopped: nothing more comes; the graceful stop ends the server.
-                return std::future::pending().await;
+            let handoff = tokio::select! {
+                // A dropped sender (a dropped `Serving`) stops too.
+                _ = stopping.wait_for(|v| *v) => break,
+                handoff = rx.recv() => handoff,
             };
-            match TcpStream::from_std(std) {
-                Ok(io) => {
-                    let open = self.open.clone();
-                    return (Counted { io, open }, peer);
-                }
+            let Some((std, peer)) = handoff else {
+                // The acceptor is gone: nothing more comes.
+                let _ = stopping.wait_for(|v| *v).await;
+                break;
+            };
+            let io = match TcpStream::from_std(std) {
+                Ok(io) => Counted {
+                    io,
+                    open: open.clone(),
+                },
                 Err(e) => {
-                    self.open.fetch_sub(1, Ordering::Relaxed);
+                    open.fetch_sub(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cannot take a connection over");
+                    continue;
                 }
-            }
+            };
+            let service = ConnService {
+                routes: routes.clone(),
+                peer,
+            };
+            connections.spawn(connection(io, service, stop.clone()));
         }
+        drop(rx);
+        connections.close();
+        connections.wait().await;
+    };
+    tokio::select! {
+        () = serving => {}
+        Ok(_) = abort.wait_for(|v| *v) => {}
     }
+}
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
+/// Serves one connection (HTTP/1.1, or HTTP/2 with prior knowledge, as `axum::serve`) until it
+/// closes; on `stop` it is told to close once the request in flight is answered.
+async fn connection<P>(io: Counted, service: ConnService<P>, mut stop: watch::Receiver<bool>)
+where
+    P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    P::Future: Send + 'static,
+{
+    let mut builder = Builder::new(TokioExecutor::new());
+    // Extended CONNECT over HTTP/2, as axum enables it.
+    builder.http2().enable_connect_protocol();
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        biased;
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.wait_for(|v| *v) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::trace!(error = %e, "connection ended with an error");
     }
 }
 
@@ -336,31 +371,46 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// Runs `/proxy/…` on the serving thread and everything else on the main runtime.
+/// What answers requests on a serving thread.
 #[derive(Clone)]
-struct Split {
+struct Routes<P> {
+    proxy: P,
     app: Router,
     main: Handle,
 }
 
+/// One connection's requests: `/proxy/{group}/…` to the proxy service on this thread, the rest
+/// to the app on the main runtime.
+struct ConnService<P> {
+    routes: Routes<P>,
+    peer: SocketAddr,
+}
+
+/// Whether `path` is for the proxy (`/proxy/` and a group; the bare prefix is the app's 404).
+fn is_proxy_path(path: &str) -> bool {
+    path.len() > "/proxy/".len() && path.starts_with("/proxy/")
+}
+
 type Handed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-impl Service<Request> for Split {
+impl<P> hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService<P>
+where
+    P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    P::Future: Send + 'static,
+{
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<tower::util::Oneshot<Router, Request>, Handed>;
+    type Future = Either<tower::util::Oneshot<P, Request>, Handed>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let app = self.app.clone();
-        if req.uri().path().starts_with("/proxy/") {
-            return Either::Left(app.oneshot(req));
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        if is_proxy_path(req.uri().path()) {
+            return Either::Left(self.routes.proxy.clone().oneshot(req));
         }
         // Aborted if the connection goes away, as a handler running here would be dropped.
-        let task = AbortOnDropHandle::new(self.main.spawn(app.oneshot(req)));
+        let task =
+            AbortOnDropHandle::new(self.routes.main.spawn(self.routes.app.clone().oneshot(req)));
         Either::Right(Box::pin(async move {
             Ok(match task.await {
                 Ok(Ok(resp)) => resp,
@@ -375,7 +425,6 @@ impl Service<Request> for Split {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::extract::{ConnectInfo, Path};
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -410,7 +459,10 @@ mod tests {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        (addr, start(listener, app(), threads).expect("start"))
+        (
+            addr,
+            start(listener, app(), proxy(), threads).expect("start"),
+        )
     }
 
     /// Set when the `/proxy/hang` handler has started.
@@ -419,35 +471,43 @@ mod tests {
     /// Set when the `/proxy/slow` handler has started.
     static SLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+    /// The app on the main runtime. Its `/proxy/` route must never see a request for a group:
+    /// those go to the proxy service.
     fn app() -> Router {
         Router::new()
-            .route(
-                "/proxy/{*rest}",
-                get(
-                    |Path(rest): Path<String>,
-                     ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
-                        match rest.as_str() {
-                            "hang" => {
-                                HANGING.store(true, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_secs(60)).await;
-                                String::new()
-                            }
-                            "slow" => {
-                                SLOW.store(true, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(300)).await;
-                                "done".to_owned()
-                            }
-                            "peer" => peer.to_string(),
-                            _ => thread_name(),
-                        }
-                    },
-                ),
-            )
+            .route("/proxy/{*rest}", get(|| async { "router" }))
             .route("/api/x", get(|| async { thread_name() }))
             .route(
                 "/api/peer",
                 get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
             )
+            .fallback(|| async { format!("app 404 on {}", thread_name()) })
+    }
+
+    /// The proxy service: answers by the path after `/proxy/`.
+    fn proxy() -> tower::util::BoxCloneSyncService<Request, Response, Infallible> {
+        tower::util::BoxCloneSyncService::new(tower::service_fn(|req: Request| async move {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.to_string())
+                .unwrap_or_default();
+            let text = match req.uri().path().trim_start_matches("/proxy/") {
+                "hang" => {
+                    HANGING.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    String::new()
+                }
+                "slow" => {
+                    SLOW.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "done".to_owned()
+                }
+                "peer" => peer,
+                _ => thread_name(),
+            };
+            Ok(text.into_response())
+        }))
     }
 
     /// Waits (up to 5 s) until `cond` holds.
@@ -466,6 +526,7 @@ mod tests {
     async fn proxy_requests_stay_on_serving_threads_and_the_rest_goes_to_the_main_runtime() {
         let (addr, serving) = serving(2).await;
         for _ in 0..4 {
+            // Straight to the proxy service, on a serving thread (the router's route says "router").
             let t = get_text(addr, "/proxy/g/v1/models").await;
             assert!(t.starts_with("gpt-load-http-"), "proxy ran on {t:?}");
             let t = get_text(addr, "/api/x").await;
@@ -474,6 +535,12 @@ mod tests {
                 "admin request ran on serving thread {t:?}"
             );
         }
+        // The bare prefix names no group: the app's answer, from the main runtime.
+        let t = get_text(addr, "/proxy/").await;
+        assert!(
+            t.starts_with("app 404 on ") && !t.contains("gpt-load-http-"),
+            "{t:?}"
+        );
         // Handlers see the client's address on both sides of the split.
         for path in ["/proxy/peer", "/api/peer"] {
             let (me, peer) = request(addr, path).await;

@@ -179,6 +179,33 @@ async fn hourly_rows(db: &TestDb) -> i64 {
     }
 }
 
+/// The names of `request_logs`' indexes.
+async fn log_indexes(db: &TestDb) -> Vec<String> {
+    let mut names: Vec<String> = match db.backend {
+        Backend::Sqlite => sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request_logs'",
+        )
+        .fetch_all(&sqlx::SqlitePool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap(),
+        Backend::Postgres => sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'request_logs'",
+        )
+        .fetch_all(&sqlx::PgPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap(),
+        Backend::MariaDb => sqlx::query_scalar(
+            "SELECT DISTINCT CAST(index_name AS CHAR) FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = 'request_logs'",
+        )
+        .fetch_all(&sqlx::MySqlPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap(),
+    };
+    names.sort();
+    names
+}
+
 async fn adopt(backend: Backend) {
     let mock = MockUpstream::start().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
@@ -209,6 +236,26 @@ async fn adopt(backend: Backend) {
         ],
     )
     .await;
+
+    // GPT-Load's log indexes that no query uses are dropped; those the queries use stay.
+    let indexes = log_indexes(&db).await;
+    for kept in [
+        "idx_request_logs_key_hash",
+        "idx_request_logs_request_type",
+        "idx_request_logs_timestamp",
+    ] {
+        assert!(indexes.iter().any(|i| i == kept), "{kept}: {indexes:?}");
+    }
+    for dropped in [
+        "group_id",
+        "group_name",
+        "parent_group_id",
+        "parent_group_name",
+        "model",
+    ] {
+        let name = format!("idx_request_logs_{dropped}");
+        assert!(!indexes.contains(&name), "{name}: {indexes:?}");
+    }
 
     let (_, v) = s.get("/api/groups").await;
     let groups = v["data"].as_array().unwrap();

@@ -863,3 +863,75 @@ async fn upstream_requests_go_through_the_groups_proxy_url() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_applies_to_proxied_requests_as_to_the_admin_api() {
+    let t = Setup::new(&[
+        ("ENABLE_CORS", "true"),
+        ("ALLOWED_ORIGINS", "https://app.example"),
+    ])
+    .await;
+    t.group("cors", "openai", &["sk-cors"], json!({})).await;
+    let http = t.server.client();
+    // A browser's preflight for a proxied call is answered without reaching the upstream.
+    let pre = http
+        .request(
+            reqwest::Method::OPTIONS,
+            t.server.url("/proxy/cors/v1/chat/completions"),
+        )
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 200);
+    assert_eq!(
+        pre.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://app.example")
+    );
+    assert!(t.mock.requests_for_key("sk-cors").is_empty());
+    // The proxied call itself carries the header; an origin not allowed gets none.
+    let ok = t
+        .chat("cors")
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://app.example")
+    );
+    let other = t
+        .chat("cors")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // The admin API, served by the router on the main runtime, the same way.
+    let admin = http
+        .get(t.server.url("/api/groups"))
+        .bearer_auth(gpt_load_integration_tests::harness::ADMIN_KEY)
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 200);
+    assert_eq!(
+        admin
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://app.example")
+    );
+}
