@@ -30,7 +30,7 @@ impl RequestType {
 /// One row of `request_logs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestLogRecord {
-    /// UUIDv4.
+    /// A UUIDv7 (time-ordered) from the proxy; GPT-Load's were UUIDv4.
     pub id: String,
     pub timestamp: DateTime<Utc>,
     pub group_id: i64,

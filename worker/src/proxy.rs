@@ -966,6 +966,20 @@ async fn model_list_response(
     }
 }
 
+thread_local! {
+    /// Each serving thread's UUIDv7 clock: `Uuid::now_v7` shares one behind a mutex that the
+    /// threads would contend for on every request.
+    static LOG_ID_CLOCK: uuid::ContextV7 = const { uuid::ContextV7::new() };
+}
+
+/// A log id: a UUIDv7, time-ordered (monotonic within a thread), so the primary-key index of
+/// `request_logs` grows at its end.
+fn log_id() -> String {
+    let id = LOG_ID_CLOCK.with(|clock| uuid::Uuid::new_v7(uuid::Timestamp::now(clock)));
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut buf).to_owned()
+}
+
 fn record(
     ctx: &Ctx,
     member: &GroupRuntime,
@@ -980,14 +994,7 @@ fn record(
         .then_some(&ctx.original.group);
     let body_logging = g.config.enable_request_body_logging;
     RequestLogRecord {
-        // UUIDv7: time-ordered, so the primary-key index of `request_logs` grows at its end.
-        id: {
-            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            uuid::Uuid::now_v7()
-                .hyphenated()
-                .encode_lower(&mut buf)
-                .to_owned()
-        },
+        id: log_id(),
         timestamp: chrono::Utc::now(),
         group_id: g.id(),
         group_name: g.def.name.clone(),
@@ -1017,6 +1024,17 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ids_are_v7_and_ordered_within_a_thread() {
+        let ids: Vec<String> = (0..1000).map(|_| log_id()).collect();
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(u.get_version_num(), 7, "{id}");
+            assert_eq!(id.len(), 36);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "not increasing");
+    }
 
     #[test]
     fn client_key_sources_in_gpt_load_order() {
