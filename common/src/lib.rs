@@ -14,6 +14,7 @@ pub mod redis;
 pub mod secret;
 pub mod snapshot;
 pub mod telemetry;
+pub mod thread_slot;
 
 /// The version reported by `/health` and the UI footer.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,8 +1,6 @@
 //! Pooled HTTP clients for upstream calls, shared by every group with the same connection settings.
 
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,28 +12,22 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use gpt_load_common::model::EffectiveConfig;
+use gpt_load_common::thread_slot;
 
 use crate::upstream_proxy::{self, ProxyConnector, ProxyRules};
 
 /// The hyper client under [`UpstreamClient`].
 pub type HttpClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
-thread_local! {
-    /// Which serving thread this is (see [`crate::serve`]); `usize::MAX` on any other thread.
-    static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// How many serving threads have a pool of their own in every client built from now on.
-static SLOTS: AtomicUsize = AtomicUsize::new(0);
-
-/// Gives the next `n` serving threads their own connection pools; called before clients are built.
+/// Gives the next `n` serving threads their own connection pools (and Redis clients); called
+/// before clients are built.
 pub fn reserve_thread_pools(n: usize) {
-    SLOTS.store(n, Ordering::Relaxed);
+    thread_slot::reserve(n);
 }
 
 /// Marks the current thread as serving thread `i`: its upstream requests use pool `i`.
 pub(crate) fn enter_thread_pool(i: usize) {
-    SLOT.set(i);
+    thread_slot::enter(i);
 }
 
 /// The client every upstream request goes through: connection pools and the proxy rules their
@@ -97,7 +89,7 @@ impl UpstreamClient {
 
     /// This thread's pool.
     fn pool(&self) -> &HttpClient {
-        match self.per_thread.get(SLOT.get()) {
+        match self.per_thread.get(thread_slot::current()) {
             Some(c) => c.get_or_init(|| {
                 // The idle allowance is shared out: all threads together keep about as many
                 // idle connections per host as one pool would.
@@ -161,7 +153,7 @@ pub fn build(key: &ClientKey) -> UpstreamClient {
     };
     UpstreamClient {
         shared: pool.client(https.clone()),
-        per_thread: (0..SLOTS.load(Ordering::Relaxed))
+        per_thread: (0..thread_slot::reserved())
             .map(|_| OnceLock::new())
             .collect(),
         connector: https,

@@ -4,8 +4,14 @@
 //! group's list and returns what the request needs (id, stored value, hash, failures), failure
 //! counting and blacklisting are one atomic step. Stored values are the database's (ciphertext
 //! when `ENCRYPTION_KEY` is set); they are decrypted here with the process's cipher.
+//!
+//! The proxy-path calls (select, failure, success, cool-down) made on a serving thread go through
+//! a client of that thread's own, connected from its runtime on first use there: with the shared
+//! client, whose connection task runs on the main runtime, every round trip crossed threads twice.
+//! Until that client is connected (or if it cannot connect) the shared one serves.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -18,6 +24,7 @@ use super::{
 use crate::crypto::KeyCipher;
 use crate::model::KeyStatus;
 use crate::redis::RedisKeys;
+use crate::thread_slot;
 
 /// Keys per script call in bulk operations (bounded argument lists).
 const BULK: usize = 500;
@@ -50,9 +57,17 @@ impl Scripts {
     }
 }
 
+/// One serving thread's client, connected on that thread's first use.
+#[derive(Default)]
+struct ThreadClient {
+    started: AtomicBool,
+    client: OnceLock<Client>,
+}
+
 /// Live key state in Redis.
 pub struct RedisKeyStore {
     client: Client,
+    per_thread: Arc<[ThreadClient]>,
     keys: RedisKeys,
     cipher: Arc<KeyCipher>,
     scripts: Scripts,
@@ -79,9 +94,14 @@ fn status_code(s: KeyStatus) -> &'static str {
 }
 
 impl RedisKeyStore {
+    /// `client` serves every thread but the serving threads reserved so far
+    /// ([`thread_slot::reserve`]), which get clients of their own.
     pub fn new(client: Client, keys: RedisKeys, cipher: Arc<KeyCipher>) -> Self {
         Self {
             client,
+            per_thread: (0..thread_slot::reserved())
+                .map(|_| ThreadClient::default())
+                .collect(),
             keys,
             cipher,
             scripts: Scripts::new(),
@@ -90,6 +110,43 @@ impl RedisKeyStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The client for a proxy-path call on this thread: a serving thread's own once connected
+    /// (the first call there starts connecting it on the thread's runtime), else the shared one.
+    fn here(&self) -> &Client {
+        let i = thread_slot::current();
+        let Some(slot) = self.per_thread.get(i) else {
+            return &self.client;
+        };
+        if let Some(c) = slot.client.get() {
+            return c;
+        }
+        if !slot.started.swap(true, Ordering::AcqRel) {
+            let client = self.client.clone_new();
+            let per_thread = self.per_thread.clone();
+            // On this (serving) thread's runtime: the connection task stays here.
+            tokio::spawn(async move {
+                match client.init().await {
+                    Ok(_) => {
+                        let _ = per_thread[i].client.set(client);
+                    }
+                    // The shared client keeps serving this thread.
+                    Err(e) => {
+                        tracing::warn!(thread = i, error = %e, "no Redis connection of its own for a serving thread")
+                    }
+                }
+            });
+        }
+        &self.client
+    }
+
+    /// How many serving threads have a connected client of their own.
+    pub fn thread_clients(&self) -> usize {
+        self.per_thread
+            .iter()
+            .filter(|t| t.client.get().is_some())
+            .count()
     }
 
     pub fn keys(&self) -> &RedisKeys {
@@ -184,7 +241,7 @@ impl KeyStore for RedisKeyStore {
             .scripts
             .select
             .evalsha_with_reload(
-                &self.client,
+                self.here(),
                 vec![self.keys.ring(group_id)],
                 vec![self.keys.key_prefix(group_id)],
             )
@@ -231,7 +288,7 @@ impl KeyStore for RedisKeyStore {
             .scripts
             .failure
             .evalsha_with_reload(
-                &self.client,
+                self.here(),
                 vec![self.keys.ring(group_id), self.keys.key(group_id, key_id)],
                 vec![threshold.to_string(), key_id.to_string()],
             )
@@ -250,7 +307,7 @@ impl KeyStore for RedisKeyStore {
             .scripts
             .success
             .evalsha_with_reload(
-                &self.client,
+                self.here(),
                 vec![self.keys.key(group_id, key_id)],
                 Vec::<String>::new(),
             )
@@ -269,7 +326,7 @@ impl KeyStore for RedisKeyStore {
             .scripts
             .cooldown
             .evalsha_with_reload(
-                &self.client,
+                self.here(),
                 vec![self.keys.key(group_id, key_id)],
                 vec![duration.as_millis().max(1).to_string()],
             )

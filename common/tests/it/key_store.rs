@@ -421,3 +421,96 @@ async fn redis_cluster_store_contract() {
         .count();
     assert!(holding >= 2, "keys on {holding} of 3 masters");
 }
+
+/// A database index no other test uses, so that its connections can be counted.
+const REDIS_DB11: &str = "redis://127.0.0.1:6379/11";
+
+/// The connections open on database 11 (`CLIENT LIST`), this one included.
+async fn redis_connections() -> usize {
+    use fred::prelude::*;
+    let c = connect(REDIS_DB11).await.unwrap();
+    let list: String = c
+        .custom(
+            fred::types::CustomCommand::new_static("CLIENT", None, false),
+            vec!["LIST"],
+        )
+        .await
+        .unwrap();
+    let _ = c.quit().await;
+    list.lines().filter(|l| l.contains(" db=11 ")).count()
+}
+
+#[test]
+fn a_serving_thread_gets_a_redis_client_of_its_own() {
+    // Process-wide; nextest runs every test in a process of its own.
+    gpt_load_common::thread_slot::reserve(1);
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = Arc::new(main.block_on(async {
+        let s = RedisKeyStore::new(
+            connect(REDIS_DB11).await.unwrap(),
+            RedisKeys::new(&format!("test-{}", uuid::Uuid::new_v4().simple())),
+            Arc::new(KeyCipher::new(None)),
+        );
+        s.load_group(
+            1,
+            vec![key(1, 1, KeyStatus::Active), key(1, 2, KeyStatus::Active)],
+        )
+        .await
+        .unwrap();
+        s
+    }));
+    // Calls from other threads use the shared client and start no other.
+    main.block_on(async {
+        for _ in 0..4 {
+            assert!(pick(&*s, 1).await.is_some());
+        }
+    });
+    assert_eq!(s.thread_clients(), 0);
+    let before = main.block_on(redis_connections());
+    // Serving thread 0, as the worker's `serve` runs it: a single-threaded runtime of its own.
+    let on_thread = s.clone();
+    let picks = std::thread::spawn(move || {
+        gpt_load_common::thread_slot::enter(0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = on_thread;
+            // Served at once (by the shared client while its own connects) ...
+            let mut picks = vec![pick(&*s, 1).await];
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while s.thread_clients() == 0 {
+                assert!(std::time::Instant::now() < deadline, "no client of its own");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // ... then by its own, with the same rotation and failure counting.
+            for _ in 0..3 {
+                picks.push(pick(&*s, 1).await);
+            }
+            let out = s.record_failure(1, 1, 10).await.unwrap();
+            assert_eq!(out.failure_count, 1);
+            (picks, redis_connections().await)
+        })
+    })
+    .join()
+    .unwrap();
+    let (picks, during) = picks;
+    assert_eq!(
+        picks,
+        vec![Some(1), Some(2), Some(1), Some(2)],
+        "one rotation across both clients"
+    );
+    assert_eq!(s.thread_clients(), 1);
+    assert_eq!(during, before + 1, "the serving thread's own connection");
+    // It closes with its thread's runtime.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while main.block_on(redis_connections()) != before {
+        assert!(std::time::Instant::now() < deadline, "still open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    main.block_on(s.remove_group(1)).unwrap();
+}
