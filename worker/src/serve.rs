@@ -6,9 +6,10 @@
 //! to the proxy service (no router, no per-request boxing on the way) and is handled from first
 //! byte to last on the thread that owns its connection, and the upstream connection it borrows
 //! belongs to that thread's pool ([`crate::client`]), so the hot path has no cross-thread
-//! hand-offs or wake-ups. Every other request (admin API, UI, health, metrics) is handed to the
-//! app's router on the main runtime, where the database pools, the Redis clients and the
-//! background jobs live.
+//! hand-offs or wake-ups (a Redis key store gives each serving thread a Redis connection of its
+//! own too). Every other request (admin API, UI, health, metrics) is handed to the app's router on
+//! the main runtime, where the database pools, the shared Redis client and the background jobs
+//! live.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,6 +25,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use futures::future::Either;
 use http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -251,6 +253,24 @@ async fn serve<P>(
         routes,
     } = lane;
     let connections = TaskTracker::new();
+    // Takes a handed-over connection and serves it on this thread.
+    let take = |(std, peer): Handoff| match TcpStream::from_std(std) {
+        Ok(io) => {
+            let io = Counted {
+                io,
+                open: open.clone(),
+            };
+            let service = ConnService {
+                routes: routes.clone(),
+                peer,
+            };
+            connections.spawn(connection(io, service, stop.clone()));
+        }
+        Err(e) => {
+            open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "cannot take a connection over");
+        }
+    };
     let serving = async {
         let mut stopping = stop.clone();
         loop {
@@ -259,27 +279,17 @@ async fn serve<P>(
                 _ = stopping.wait_for(|v| *v) => break,
                 handoff = rx.recv() => handoff,
             };
-            let Some((std, peer)) = handoff else {
+            let Some(handoff) = handoff else {
                 // The acceptor is gone: nothing more comes.
                 let _ = stopping.wait_for(|v| *v).await;
                 break;
             };
-            let io = match TcpStream::from_std(std) {
-                Ok(io) => Counted {
-                    io,
-                    open: open.clone(),
-                },
-                Err(e) => {
-                    open.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "cannot take a connection over");
-                    continue;
-                }
-            };
-            let service = ConnService {
-                routes: routes.clone(),
-                peer,
-            };
-            connections.spawn(connection(io, service, stop.clone()));
+            take(handoff);
+        }
+        // Connections handed over just before the stop are served too: told at once to close
+        // after their first answer, rather than reset unread.
+        while let Ok(handoff) = rx.try_recv() {
+            take(handoff);
         }
         drop(rx);
         connections.close();
@@ -393,6 +403,19 @@ fn is_proxy_path(path: &str) -> bool {
 
 type Handed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
+type Answer = Result<Response, Infallible>;
+
+/// A `HEAD` request's answer without its body: hyper drops it on HTTP/1 but sends it on HTTP/2
+/// (the router did this for the app; the proxy path has no router).
+fn without_body(r: Answer) -> Answer {
+    r.map(|resp| resp.map(|_| Body::empty()))
+}
+
+type ProxyFuture<P> = Either<
+    tower::util::Oneshot<P, Request>,
+    futures::future::Map<tower::util::Oneshot<P, Request>, fn(Answer) -> Answer>,
+>;
+
 impl<P> hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService<P>
 where
     P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -400,13 +423,19 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<tower::util::Oneshot<P, Request>, Handed>;
+    type Future = Either<ProxyFuture<P>, Handed>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
         if is_proxy_path(req.uri().path()) {
-            return Either::Left(self.routes.proxy.clone().oneshot(req));
+            let head = req.method() == http::Method::HEAD;
+            let answer = self.routes.proxy.clone().oneshot(req);
+            return Either::Left(if head {
+                Either::Right(answer.map(without_body as fn(Answer) -> Answer))
+            } else {
+                Either::Left(answer)
+            });
         }
         // Aborted if the connection goes away, as a handler running here would be dropped.
         let task =
@@ -551,6 +580,34 @@ mod tests {
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "still accepting after shutdown"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn head_over_http2_gets_no_body_on_the_proxy_path() {
+        use http_body_util::{BodyExt, Empty};
+        let (addr, serving) = serving(1).await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("h2c handshake");
+        tokio::spawn(conn);
+        let mut ask = |method: http::Method| {
+            let req = http::Request::builder()
+                .method(method)
+                .uri(format!("http://{addr}/proxy/who"))
+                .body(Empty::<bytes::Bytes>::new())
+                .expect("request");
+            send.send_request(req)
+        };
+        let get = ask(http::Method::GET).await.expect("GET");
+        let body = get.into_body().collect().await.expect("body").to_bytes();
+        assert!(body.starts_with(b"gpt-load-http-"), "{body:?}");
+        let head = ask(http::Method::HEAD).await.expect("HEAD");
+        assert_eq!(head.status(), StatusCode::OK);
+        let body = head.into_body().collect().await.expect("body").to_bytes();
+        assert!(body.is_empty(), "HEAD answered with a body: {body:?}");
+        assert!(serving.shutdown(Duration::from_secs(5)).await);
     }
 
     /// One request on a connection kept open; the thread that answered.

@@ -5,14 +5,20 @@
 //! counting and blacklisting are one atomic step. Stored values are the database's (ciphertext
 //! when `ENCRYPTION_KEY` is set); they are decrypted here with the process's cipher.
 //!
-//! The proxy-path calls (select, failure, success, cool-down) made on a serving thread go through
-//! a client of that thread's own, connected from its runtime on first use there: with the shared
-//! client, whose connection task runs on the main runtime, every round trip crossed threads twice.
-//! Until that client is connected (or if it cannot connect) the shared one serves.
+//! The proxy-path calls made on a serving thread (selection, failure counting, cool-downs) go
+//! through a client of that thread's own, connected from its runtime on first use there: with the
+//! shared client, whose connection task runs on the main runtime, every round trip crossed threads
+//! twice. Until that client is connected (or while it cannot connect; retried every
+//! [`THREAD_CLIENT_RETRY`]) the shared one serves. The failure-count reset after a success runs
+//! on the main runtime (so that a stopping serving thread cannot cancel it) and so goes through
+//! the shared client: in the rare case of a success followed at once by a failure of the same
+//! key, the reset may land after that failure's count. A process thus holds one Redis connection
+//! per serving thread besides the shared one (per primary, on Redis Cluster). The clients belong
+//! to the serving threads of one `serve::start`: they stop with those threads' runtimes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -57,11 +63,27 @@ impl Scripts {
     }
 }
 
+/// How long a serving thread whose own client could not connect waits before trying again.
+pub const THREAD_CLIENT_RETRY: Duration = Duration::from_secs(5);
+
 /// One serving thread's client, connected on that thread's first use.
 #[derive(Default)]
 struct ThreadClient {
+    /// A connection attempt is under way (or has succeeded).
     started: AtomicBool,
+    /// When the next attempt may start after a failed one, in ms since [`epoch`].
+    retry_at_ms: AtomicU64,
     client: OnceLock<Client>,
+}
+
+/// The process's clock origin for [`ThreadClient::retry_at_ms`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis_since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Live key state in Redis.
@@ -122,18 +144,30 @@ impl RedisKeyStore {
         if let Some(c) = slot.client.get() {
             return c;
         }
-        if !slot.started.swap(true, Ordering::AcqRel) {
+        if millis_since_epoch() >= slot.retry_at_ms.load(Ordering::Relaxed)
+            && !slot.started.swap(true, Ordering::AcqRel)
+        {
             let client = self.client.clone_new();
             let per_thread = self.per_thread.clone();
             // On this (serving) thread's runtime: the connection task stays here.
             tokio::spawn(async move {
+                let Some(slot) = per_thread.get(i) else {
+                    return;
+                };
                 match client.init().await {
                     Ok(_) => {
-                        let _ = per_thread[i].client.set(client);
+                        let _ = slot.client.set(client);
                     }
-                    // The shared client keeps serving this thread.
+                    // The shared client keeps serving this thread until a later attempt works.
                     Err(e) => {
-                        tracing::warn!(thread = i, error = %e, "no Redis connection of its own for a serving thread")
+                        tracing::warn!(thread = i, error = %e, "no Redis connection of its own for a serving thread yet; retrying later");
+                        let retry =
+                            u64::try_from(THREAD_CLIENT_RETRY.as_millis()).unwrap_or(u64::MAX);
+                        slot.retry_at_ms.store(
+                            millis_since_epoch().saturating_add(retry),
+                            Ordering::Relaxed,
+                        );
+                        slot.started.store(false, Ordering::Release);
                     }
                 }
             });
@@ -307,7 +341,7 @@ impl KeyStore for RedisKeyStore {
             .scripts
             .success
             .evalsha_with_reload(
-                self.here(),
+                &self.client,
                 vec![self.keys.key(group_id, key_id)],
                 Vec::<String>::new(),
             )

@@ -282,13 +282,22 @@ async fn drop_legacy(db: &Db) -> Result<(), sqlx::Error> {
                 .fetch_one(p)
                 .await?;
                 if n > 0 {
-                    let sql = format!("ALTER TABLE `{table}` DROP INDEX `{index}`");
+                    // Without blocking writers of a large table meanwhile.
+                    let sql = format!(
+                        "ALTER TABLE `{table}` DROP INDEX `{index}`, ALGORITHM=INPLACE, LOCK=NONE"
+                    );
                     sqlx::query(&sql).execute(p).await?;
                 }
             }
-            _ => {
+            Db::Postgres(p) => {
+                // Without an exclusive lock on a large table meanwhile.
+                // (Simple protocol: it must not run inside a transaction block.)
+                let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+                sqlx::raw_sql(&sql).execute(p).await?;
+            }
+            Db::Sqlite(p) => {
                 let sql = format!("DROP INDEX IF EXISTS {index}");
-                with_pool!(db, p => sqlx::query(&sql).execute(p).await.map(|r| r.rows_affected()))?;
+                sqlx::query(&sql).execute(p).await?;
             }
         }
     }

@@ -22,7 +22,8 @@ pub const MAX_BATCH: usize = 10_000;
 
 /// With `request_log_write_interval_minutes = 0` ("write at once") records are still gathered
 /// for this long, so a busy proxy commits a few large transactions a second instead of one per
-/// request (each `request_logs` row updates nine indexes; commits dominate small batches).
+/// request (each `request_logs` row updates the table and four indexes; commits dominate
+/// small batches).
 pub const COALESCE: Duration = Duration::from_millis(250);
 
 /// How often the queue is drained while logs wait for their flush: short enough that the
