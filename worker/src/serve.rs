@@ -3,7 +3,7 @@
 //! An acceptor on the main runtime takes connections from the listening socket and hands each to
 //! the serving thread with the fewest open connections. Each serving thread runs a single-threaded
 //! Tokio runtime and serves its connections with hyper directly: a proxied request goes straight
-//! to the proxy service (no router, no per-request boxing on the way) and is handled from first
+//! to the proxy service (no router on the way) and is handled from first
 //! byte to last on the thread that owns its connection, and the upstream connection it borrows
 //! belongs to that thread's pool ([`crate::client`]), so the hot path has no cross-thread
 //! hand-offs or wake-ups (a Redis key store gives each serving thread a Redis connection of its
