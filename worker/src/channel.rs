@@ -154,6 +154,14 @@ pub fn percent_encode_component(s: &str) -> String {
 }
 
 /// Puts the upstream key where the channel expects it.
+/// A header value carrying a key: taken over without a copy, and marked sensitive (kept out of
+/// `Debug` output and of HTTP/2 header compression).
+fn key_value(b: bytes::Bytes) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_maybe_shared(b).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
 pub fn inject_key(
     channel: ChannelType,
     target: &mut UpstreamTarget,
@@ -164,7 +172,7 @@ pub fn inject_key(
         let mut v = String::with_capacity(7 + key.len());
         v.push_str("Bearer ");
         v.push_str(key);
-        HeaderValue::from_str(&v).ok()
+        key_value(bytes::Bytes::from(v))
     };
     match channel {
         ChannelType::OpenAi | ChannelType::OpenAiResponse => {
@@ -173,7 +181,7 @@ pub fn inject_key(
             }
         }
         ChannelType::Anthropic => {
-            if let Ok(v) = HeaderValue::from_str(key) {
+            if let Some(v) = key_value(bytes::Bytes::copy_from_slice(key.as_bytes())) {
                 headers.insert(X_API_KEY.clone(), v);
             }
             headers.insert(
@@ -409,7 +417,7 @@ pub fn validation_request(
             }
         }
         ChannelType::Anthropic => {
-            if let Ok(v) = HeaderValue::from_str(key) {
+            if let Some(v) = key_value(bytes::Bytes::copy_from_slice(key.as_bytes())) {
                 headers.insert(X_API_KEY.clone(), v);
             }
             headers.insert(
@@ -496,6 +504,9 @@ mod tests {
         let mut t = target("/v1/chat/completions", None);
         inject_key(ChannelType::OpenAi, &mut t, &mut h, "sk-1");
         assert_eq!(h[AUTHORIZATION], "Bearer sk-1");
+        // Marked sensitive: a debug print of the headers does not show the key.
+        assert!(h[AUTHORIZATION].is_sensitive());
+        assert!(!format!("{h:?}").contains("sk-1"), "{h:?}");
 
         let mut h = HeaderMap::new();
         h.insert(
@@ -504,6 +515,7 @@ mod tests {
         );
         inject_key(ChannelType::Anthropic, &mut t, &mut h, "ak");
         assert_eq!(h[&X_API_KEY], "ak");
+        assert!(h[&X_API_KEY].is_sensitive());
         assert_eq!(h[&ANTHROPIC_VERSION], "2023-06-01");
 
         let mut h = HeaderMap::new();

@@ -44,9 +44,17 @@ impl ProxyStream {
 }
 
 impl Connection for ProxyStream {
-    /// Marked as proxied when requests must be sent in absolute form (the client reads this).
+    /// Marked as proxied when requests must be sent in absolute form (the client reads this), and
+    /// as HTTP/2 when TLS negotiated it. Nothing else: the TCP stream's addresses, which the
+    /// client would copy into every response's extensions (a map and a box per request), are not
+    /// read here.
     fn connected(&self) -> Connected {
-        self.inner.connected().proxy(self.absolute_form)
+        let connected = Connected::new().proxy(self.absolute_form);
+        if self.inner.connected().is_negotiated_h2() {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
     }
 }
 
