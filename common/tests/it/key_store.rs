@@ -523,3 +523,92 @@ fn a_serving_thread_gets_a_redis_client_of_its_own() {
     }
     main.block_on(s.remove_group(1)).unwrap();
 }
+
+/// A private `redis-server` on `port`, killed on drop.
+struct PrivateRedis(std::process::Child);
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis(child)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_serving_thread_whose_redis_connect_failed_tries_again_later() {
+    gpt_load_common::thread_slot::reserve(1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = PrivateRedis::start(port);
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = Arc::new(main.block_on(async {
+        RedisKeyStore::new(
+            connect(&url).await.unwrap(),
+            RedisKeys::new("retry"),
+            Arc::new(KeyCipher::new(None)),
+        )
+    }));
+    drop(redis);
+    let on_thread = s.clone();
+    let waited = std::thread::spawn(move || {
+        gpt_load_common::thread_slot::enter(0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = on_thread;
+            let first = std::time::Instant::now();
+            // Redis is down: the call fails and so does the thread's first connect.
+            assert!(s.select(1).await.is_err());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _redis = PrivateRedis::start(port);
+            let back = std::time::Instant::now();
+            // Back up, but the next attempt waits for its turn (meanwhile the shared client,
+            // reconnected by itself, serves) ...
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let _ = s.select(1).await;
+            assert_eq!(s.thread_clients(), 0, "retried before its time");
+            // ... and then the thread gets its own connection.
+            let deadline = back + Duration::from_secs(15);
+            while s.thread_clients() == 0 {
+                assert!(std::time::Instant::now() < deadline, "never retried");
+                let _ = s.select(1).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            first.elapsed()
+        })
+    })
+    .join()
+    .unwrap();
+    assert!(
+        waited >= gpt_load_common::keystore::redis::THREAD_CLIENT_RETRY,
+        "connected {waited:?} after the first attempt"
+    );
+}
