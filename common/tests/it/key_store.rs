@@ -534,7 +534,7 @@ impl PrivateRedis {
             .args(["--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()
-            .expect("redis-server");
+            .unwrap_or_else(|e| panic!("redis-server: {e}"));
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -559,7 +559,7 @@ fn a_serving_thread_whose_redis_connect_failed_tries_again_later() {
     gpt_load_common::thread_slot::reserve(1);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .expect("free port")
+        .unwrap()
         .port();
     let url = format!("redis://127.0.0.1:{port}/0");
     let redis = PrivateRedis::start(port);
