@@ -172,7 +172,8 @@ async function main() {
   await step('log in with AUTH_KEY (kept in sessionStorage only)', async () => {
     await fillInput('[data-test=login-key]', AUTH_KEY);
     await page.click('[data-test=login-submit]');
-    await page.waitForURL('**/keys');
+    // By path: a glob like '**/keys' also matches '/login?redirect=/keys', which would not wait.
+    await page.waitForURL((u) => u.pathname === '/keys');
     const storage = await page.evaluate(() => ({ session: { ...sessionStorage }, local: { ...localStorage } }));
     check(Object.values(storage.session).includes(AUTH_KEY), 'key not in sessionStorage');
     check(!JSON.stringify(storage.local).includes(AUTH_KEY), 'key leaked into localStorage');
@@ -550,16 +551,16 @@ async function main() {
   await step('a rejected key (401) logs the user out', async () => {
     await page.evaluate(() => sessionStorage.setItem('gpt-load.auth-key', 'not-the-key'));
     await goto('/dashboard');
-    await page.waitForURL('**/login**');
+    await page.waitForURL((u) => u.pathname === '/login');
     await page.getByText('Your session ended').waitFor();
   });
 
   await step('log out', async () => {
     await fillInput('[data-test=login-key]', AUTH_KEY);
     await page.click('[data-test=login-submit]');
-    await page.waitForURL('**/dashboard');
+    await page.waitForURL((u) => u.pathname === '/dashboard');
     await page.click('[data-test=logout]');
-    await page.waitForURL('**/login');
+    await page.waitForURL((u) => u.pathname === '/login');
     const session = await page.evaluate(() => ({ ...sessionStorage }));
     check(!Object.values(session).includes(AUTH_KEY), 'key still in sessionStorage after logout');
     await goto('/settings');
