@@ -443,6 +443,25 @@ async fn redis_connections() -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// Runs the future `make` builds on serving thread 0, as the worker's `serve` runs it: a thread
+/// of its own with a single-threaded runtime.
+fn on_serving_thread<T, F>(make: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        gpt_load_common::thread_slot::enter(0);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(make())
+    })
+    .join()
+    .unwrap()
+}
+
 #[test]
 fn a_serving_thread_gets_a_redis_client_of_its_own() {
     // Process-wide; nextest runs every test in a process of its own.
@@ -475,32 +494,23 @@ fn a_serving_thread_gets_a_redis_client_of_its_own() {
     let before = main.block_on(redis_connections());
     // Serving thread 0, as the worker's `serve` runs it: a single-threaded runtime of its own.
     let on_thread = s.clone();
-    let picks = std::thread::spawn(move || {
-        gpt_load_common::thread_slot::enter(0);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let s = on_thread;
-            // Served at once (by the shared client while its own connects) ...
-            let mut picks = vec![pick(&*s, 1).await];
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while s.thread_clients() == 0 {
-                assert!(std::time::Instant::now() < deadline, "no client of its own");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            // ... then by its own, with the same rotation and failure counting.
-            for _ in 0..3 {
-                picks.push(pick(&*s, 1).await);
-            }
-            let out = s.record_failure(1, 1, 10).await.unwrap();
-            assert_eq!(out.failure_count, 1);
-            (picks, redis_connections().await)
-        })
-    })
-    .join()
-    .unwrap();
+    let picks = on_serving_thread(move || async move {
+        let s = on_thread;
+        // Served at once (by the shared client while its own connects) ...
+        let mut picks = vec![pick(&*s, 1).await];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.thread_clients() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no client of its own");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // ... then by its own, with the same rotation and failure counting.
+        for _ in 0..3 {
+            picks.push(pick(&*s, 1).await);
+        }
+        let out = s.record_failure(1, 1, 10).await.unwrap();
+        assert_eq!(out.failure_count, 1);
+        (picks, redis_connections().await)
+    });
     let (picks, during) = picks;
     assert_eq!(
         picks,
@@ -576,37 +586,28 @@ fn a_serving_thread_whose_redis_connect_failed_tries_again_later() {
     }));
     drop(redis);
     let on_thread = s.clone();
-    let waited = std::thread::spawn(move || {
-        gpt_load_common::thread_slot::enter(0);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let s = on_thread;
-            let first = std::time::Instant::now();
-            // Redis is down: the call fails and so does the thread's first connect.
-            assert!(s.select(1).await.is_err());
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let _redis = PrivateRedis::start(port);
-            let back = std::time::Instant::now();
-            // Back up, but the next attempt waits for its turn (meanwhile the shared client,
-            // reconnected by itself, serves) ...
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waited = on_serving_thread(move || async move {
+        let s = on_thread;
+        let first = std::time::Instant::now();
+        // Redis is down: the call fails and so does the thread's first connect.
+        assert!(s.select(1).await.is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _redis = PrivateRedis::start(port);
+        let back = std::time::Instant::now();
+        // Back up, but the next attempt waits for its turn (meanwhile the shared client,
+        // reconnected by itself, serves) ...
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = s.select(1).await;
+        assert_eq!(s.thread_clients(), 0, "retried before its time");
+        // ... and then the thread gets its own connection.
+        let deadline = back + Duration::from_secs(15);
+        while s.thread_clients() == 0 {
+            assert!(std::time::Instant::now() < deadline, "never retried");
             let _ = s.select(1).await;
-            assert_eq!(s.thread_clients(), 0, "retried before its time");
-            // ... and then the thread gets its own connection.
-            let deadline = back + Duration::from_secs(15);
-            while s.thread_clients() == 0 {
-                assert!(std::time::Instant::now() < deadline, "never retried");
-                let _ = s.select(1).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            first.elapsed()
-        })
-    })
-    .join()
-    .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        first.elapsed()
+    });
     assert!(
         waited >= gpt_load_common::keystore::redis::THREAD_CLIENT_RETRY,
         "connected {waited:?} after the first attempt"
