@@ -367,8 +367,9 @@ async fn fallback(req: Request) -> Response {
     crate::ui::serve(req).await
 }
 
-/// The whole HTTP surface of a master. Security headers go on the admin API and the UI; proxied
-/// responses carry the upstream's headers only (and skip the extra middleware on the hot path).
+/// A master's HTTP surface besides the proxy (admin API, UI; `/proxy/{group}/…` goes to
+/// [`gpt_load_worker::proxy_service`] on the serving threads). Security headers go on the admin
+/// API and the UI; proxied responses carry the upstream's headers only.
 pub fn router(state: AppState) -> Router {
     let admin = api::router(state.clone())
         .layer(middleware::from_fn(api::security_headers))
@@ -377,10 +378,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn(api::security_headers));
-    let mut app = Router::new()
-        .merge(admin)
-        .merge(gpt_load_worker::router(state.worker.clone()))
-        .merge(ui);
+    let mut app = Router::new().merge(admin).merge(ui);
     if let Some(cors) = crate::cors::layer(&state.cfg.cors) {
         app = app.layer(cors);
     }

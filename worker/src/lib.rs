@@ -23,22 +23,13 @@ pub mod weighted;
 
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use axum::routing::any;
 
 pub use state::{ProxyLimits, WorkerState};
 
-/// The proxy routes, with their state applied.
-pub fn router(state: WorkerState) -> Router {
-    Router::new()
-        .route("/proxy/{*rest}", any(proxy::proxy))
-        .with_state(state)
-}
-
-/// The proxy handler as a service, for the serving threads' direct path ([`serve::start`]):
-/// `/proxy/{group}/…` without a router in between. Cloning it clones the state's `Arc`.
+/// The proxy handler as a service: the serving threads ([`serve::start`]) hand it every
+/// `/proxy/{group}/…` request directly, without a router. Cloning it clones the state's `Arc`.
 pub fn proxy_service(
     state: WorkerState,
 ) -> impl tower::Service<

@@ -168,7 +168,6 @@ pub async fn run(
                 }
             }),
         )
-        .merge(crate::router(state.clone()))
         .fallback(not_found);
     tracing::info!(addr = %local, "worker listening on {local}");
     let proxy = crate::proxy_service(state.clone());
