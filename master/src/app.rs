@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::api;
 use crate::db::repo::settings;
 use crate::db::types::{Zone, set_mysql_zone};
-use crate::db::{Db, migrate};
+use crate::db::{Db, LogWriter, migrate};
 use crate::i18n::{self, Lang};
 use crate::service::keys;
 use crate::snapshot::{self, SnapshotPublisher};
@@ -189,9 +189,12 @@ impl App {
         } else {
             None
         };
+        let log_writer = LogWriter::open(&db, &cfg.database_dsn)
+            .map_err(|e| InitError::Database(format!("request-log writer: {e}")))?;
         let state = AppState(Arc::new(AppInner {
             cfg,
             db,
+            log_writer,
             cipher,
             store,
             worker,

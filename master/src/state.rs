@@ -11,7 +11,7 @@ use gpt_load_common::log_record::RecordSender;
 use gpt_load_worker::WorkerState;
 use gpt_load_worker::throttle::FailureThrottle;
 
-use crate::db::Db;
+use crate::db::{Db, LogWriter};
 use crate::service::tasks::TaskManager;
 use crate::snapshot::SnapshotPublisher;
 
@@ -22,6 +22,8 @@ pub struct AppState(pub Arc<AppInner>);
 pub struct AppInner {
     pub cfg: StaticConfig,
     pub db: Db,
+    /// Where request-log batches are written.
+    pub log_writer: LogWriter,
     pub cipher: KeyCipher,
     pub store: Arc<AnyKeyStore>,
     pub worker: WorkerState,

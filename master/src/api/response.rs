@@ -126,7 +126,7 @@ impl From<DbError> for ApiError {
         match e {
             DbError::NotFound => ApiError::resource_not_found(),
             DbError::Duplicate => ApiError::duplicate(),
-            DbError::Other(err) => {
+            err @ (DbError::Other(_) | DbError::Sqlite(_)) => {
                 // Logged once here; the client sees nothing internal.
                 tracing::error!(error = %err, "database error");
                 ApiError::database()

@@ -7,6 +7,7 @@
 
 pub mod migrate;
 pub mod repo;
+pub mod sqlite_logs;
 pub mod types;
 
 pub use types::{DbBool, DbI64, DbJson, DbTime};
@@ -60,6 +61,16 @@ pub enum DbError {
     Duplicate,
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// From the SQLite request-log writer's own connection ([`sqlite_logs`]).
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        gpt_load_common::metrics::metrics().database_error();
+        DbError::Sqlite(e)
+    }
 }
 
 impl From<sqlx::Error> for DbError {
@@ -192,6 +203,38 @@ impl Db {
 
     pub async fn close(&self) {
         with_pool!(self, p => p.close().await)
+    }
+}
+
+/// Where request-log batches go: a SQLite file through a writing thread of its own
+/// ([`sqlite_logs`]), every other database (and in-memory SQLite) through the pool.
+#[derive(Debug)]
+pub enum LogWriter {
+    Pool(Db),
+    Sqlite(sqlite_logs::SqliteLogWriter),
+}
+
+impl LogWriter {
+    /// The writer for `db`, opened from `dsn` (after the migrations).
+    pub fn open(db: &Db, dsn: &DatabaseDsn) -> DbResult<Self> {
+        match dsn {
+            DatabaseDsn::Sqlite(path) if path != ":memory:" => Ok(Self::Sqlite(
+                sqlite_logs::SqliteLogWriter::open(Path::new(path))?,
+            )),
+            _ => Ok(Self::Pool(db.clone())),
+        }
+    }
+
+    /// Writes `batch` with its hourly stats and key usage in one transaction; the batch is left
+    /// as it was (the caller clears it once written, or keeps it to retry).
+    pub async fn write_batch(
+        &self,
+        batch: &mut Vec<gpt_load_common::log_record::RequestLogRecord>,
+    ) -> DbResult<()> {
+        match self {
+            Self::Pool(db) => repo::logs::write_batch(db, batch).await,
+            Self::Sqlite(w) => w.write(batch).await,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use gpt_load_common::log_record::{Record, RequestLogRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::record_writer::{COALESCE, MAX_BATCH};
-use crate::db::repo::{keys, logs};
+use crate::db::repo::keys;
 use crate::state::{AppState, RedisCtx};
 
 const GROUP: &str = "gpt-load-master";
@@ -148,7 +148,7 @@ async fn flush(state: &AppState, client: &Client, stream: &str, p: &mut Pending)
     if p.ids.is_empty() {
         return true;
     }
-    if let Err(e) = logs::write_batch(&state.db, &p.logs).await {
+    if let Err(e) = state.log_writer.write_batch(&mut p.logs).await {
         tracing::error!(error = %e, pending = p.logs.len(), "writing request logs failed, will retry");
         return false;
     }

@@ -9,8 +9,21 @@ use crate::db::types::DbBool;
 use crate::db::{Backend, Db, DbResult};
 use crate::with_pool;
 
-const COLUMNS: &str = "id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, model, \
+pub(crate) const COLUMNS: &str = "id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, model, \
     is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, upstream_addr, is_stream, request_body";
+
+/// Adds a batch's counts to an hour's stats row (SQLite and PostgreSQL spelling).
+pub(crate) const HOURLY_UPSERT: &str = "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (`time`, group_id) DO UPDATE SET failure_count = group_hourly_stats.failure_count + excluded.failure_count, success_count = group_hourly_stats.success_count + excluded.success_count, updated_at = excluded.updated_at";
+
+/// [`HOURLY_UPSERT`] in MySQL's spelling.
+const HOURLY_UPSERT_MYSQL: &str = "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+    ON DUPLICATE KEY UPDATE failure_count = group_hourly_stats.failure_count + VALUES(failure_count), success_count = group_hourly_stats.success_count + VALUES(success_count), updated_at = VALUES(updated_at)";
+
+/// Adds a batch's successful requests to a key's usage.
+pub(crate) const USAGE_UPDATE: &str = "UPDATE api_keys SET request_count = request_count + ?, \
+    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
+    WHERE group_id = ? AND key_hash = ?";
 
 /// Most rows per INSERT statement: 20 binds each (2 560), and with request bodies logged (up to
 /// 65 000 bytes a row) under 9 MB, within MySQL/MariaDB's default 16 MB `max_allowed_packet`.
@@ -20,7 +33,7 @@ const INSERT_CHUNK: usize = 128;
 /// two. Each size is a distinct statement the driver prepares and caches, so this bounds them to
 /// eight instead of one per remainder seen (re-preparing a 3 000-parameter statement costs more
 /// than inserting its rows).
-fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         if n == 0 {
             return None;
@@ -33,6 +46,18 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
         n -= size;
         Some(size)
     })
+}
+
+/// The INSERT of `rows` logs (20 values each, in [`COLUMNS`] order) that skips ids already
+/// written, in MySQL's spelling for MySQL.
+pub(crate) fn insert_sql(backend: Backend, rows: usize) -> String {
+    let (insert, conflict) = match backend {
+        Backend::MySql => ("INSERT IGNORE INTO request_logs", ""),
+        _ => ("INSERT INTO request_logs", " ON CONFLICT (id) DO NOTHING"),
+    };
+    let values =
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(",");
+    format!("{insert} ({COLUMNS}) VALUES {values}{conflict}")
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -315,25 +340,11 @@ pub async fn write_batch(db: &Db, logs: &[RequestLogRecord]) -> DbResult<()> {
         return Ok(());
     }
     let fx = side_effects(logs);
-    let insert_prefix = match db.backend() {
-        Backend::MySql => "INSERT IGNORE INTO request_logs",
-        _ => "INSERT INTO request_logs",
-    };
-    let conflict = match db.backend() {
-        Backend::MySql => "",
-        _ => " ON CONFLICT (id) DO NOTHING",
-    };
     let hourly_sql = db.sql(match db.backend() {
-        Backend::MySql => "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
-            ON DUPLICATE KEY UPDATE failure_count = group_hourly_stats.failure_count + VALUES(failure_count), success_count = group_hourly_stats.success_count + VALUES(success_count), updated_at = VALUES(updated_at)",
-        _ => "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
-            ON CONFLICT (`time`, group_id) DO UPDATE SET failure_count = group_hourly_stats.failure_count + excluded.failure_count, success_count = group_hourly_stats.success_count + excluded.success_count, updated_at = excluded.updated_at",
+        Backend::MySql => HOURLY_UPSERT_MYSQL,
+        _ => HOURLY_UPSERT,
     });
-    let usage_sql = db.sql(
-        "UPDATE api_keys SET request_count = request_count + ?, \
-         last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
-         WHERE group_id = ? AND key_hash = ?",
-    );
+    let usage_sql = db.sql(USAGE_UPDATE);
     let now = DbTime::now();
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
@@ -341,8 +352,7 @@ pub async fn write_batch(db: &Db, logs: &[RequestLogRecord]) -> DbResult<()> {
         for size in chunk_sizes(logs.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(",");
-            let sql = format!("{insert_prefix} ({COLUMNS}) VALUES {rows}{conflict}");
+            let sql = insert_sql(db.backend(), chunk.len());
             let sql = db.sql(&sql);
             let mut q = sqlx::query(&sql);
             for l in chunk {
