@@ -544,6 +544,8 @@ async fn run(
             query: ctx.query.clone(),
         };
         let mut headers = forward_headers(&ctx.headers);
+        // The upstream's own Host (the client's is not forwarded); header rules may replace it.
+        headers.insert(http::header::HOST, upstream.host.clone());
         let def = &member.group.def;
         let body = if def.param_overrides.is_empty() {
             ctx.body.clone()
