@@ -443,6 +443,45 @@ mod tests {
         }
     }
 
+    /// The query plans of the dashboard's count and of the log list filtered by type, on SQLite
+    /// (which has no statistics to tell that `request_type` has two values): both must walk the
+    /// `timestamp` index. With GPT-Load's `request_type` index SQLite chose that one and read
+    /// every final log (185 ms for the count at 830 k rows, 0.2 ms by timestamp).
+    #[tokio::test]
+    async fn log_queries_by_time_use_the_timestamp_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let dsn = gpt_load_common::config::DatabaseDsn::Sqlite(
+            dir.path().join("plan.db").to_string_lossy().into_owned(),
+        );
+        let db = Db::connect(&dsn).await.unwrap();
+        crate::db::migrate::run(&db, &gpt_load_common::crypto::KeyCipher::new(None))
+            .await
+            .unwrap();
+        let Db::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        for sql in [
+            "SELECT COUNT(*) FROM request_logs WHERE request_type = 'final' AND `timestamp` >= ? AND `timestamp` < ?",
+            "SELECT id FROM request_logs WHERE request_type = ? ORDER BY `timestamp` DESC LIMIT 15 OFFSET 0",
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let plan: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+            assert!(
+                plan.iter()
+                    .any(|s| s.contains("idx_request_logs_timestamp")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn inserts_use_few_distinct_statement_sizes() {
         assert_eq!(chunk_sizes(0).count(), 0);
