@@ -441,7 +441,7 @@ struct RunStats {
 async fn run(
     state: &WorkerState,
     runtime: &Runtime,
-    ctx: Ctx,
+    mut ctx: Ctx,
     permit: tokio::sync::OwnedSemaphorePermit,
     stats: &mut RunStats,
 ) -> Response {
@@ -467,13 +467,13 @@ async fn run(
             Err(e) => {
                 tracing::warn!(group = member.group.name(), error = %e, "key store unavailable");
                 state.0.records.log(record(
-                    &ctx,
+                    &mut ctx,
                     &member,
                     None,
                     503,
                     "key store unavailable",
                     RequestType::Final,
-                    "",
+                    String::new(),
                 ));
                 return error::json_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -504,13 +504,13 @@ async fn run(
                     "No active API keys available for this group"
                 };
                 state.0.records.log(record(
-                    &ctx,
+                    &mut ctx,
                     &member,
                     None,
                     503,
                     msg,
                     RequestType::Final,
-                    "",
+                    String::new(),
                 ));
                 return error::no_keys(msg, retry_after);
             }
@@ -563,13 +563,13 @@ async fn run(
             Err(refused) => {
                 let msg = refused.to_string();
                 state.0.records.log(record(
-                    &ctx,
+                    &mut ctx,
                     &member,
                     Some(&key.key),
                     400,
                     &msg,
                     RequestType::Final,
-                    &target.url(),
+                    target.url(),
                 ));
                 return error::json_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &msg);
             }
@@ -624,13 +624,13 @@ async fn run(
                 let (mut parts, incoming) = resp.into_parts();
                 let status = parts.status.as_u16();
                 let rec = record(
-                    &ctx,
+                    &mut ctx,
                     &member,
                     Some(&key.key),
                     status,
                     "",
                     RequestType::Final,
-                    &upstream_addr,
+                    upstream_addr,
                 );
                 for h in STRIP_RESPONSE {
                     parts.headers.remove(*h);
@@ -729,13 +729,13 @@ async fn run(
                     RequestType::Retry
                 };
                 state.0.records.log(record(
-                    &ctx,
+                    &mut ctx,
                     &member,
                     Some(&key.key),
                     failed.status.as_u16(),
                     &message,
                     kind,
-                    &upstream_addr,
+                    upstream_addr,
                 ));
                 let failed = Failed {
                     body: Bytes::from(redact(
@@ -982,15 +982,24 @@ fn log_id() -> String {
     id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
+/// The log record of one attempt. The request's last record (`kind` final) takes the request's
+/// own strings out of `ctx` instead of copying them: nothing reads them afterwards.
 fn record(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     member: &GroupRuntime,
     key: Option<&KeyMaterial>,
     status: u16,
     error: &str,
     kind: RequestType,
-    upstream_addr: &str,
+    upstream_addr: String,
 ) -> RequestLogRecord {
+    let take = |s: &mut String| {
+        if kind == RequestType::Final {
+            std::mem::take(s)
+        } else {
+            s.clone()
+        }
+    };
     let g = &member.group;
     let parent = (ctx.original.group.is_aggregate() && ctx.original.group.id() != g.id())
         .then_some(&ctx.original.group);
@@ -1004,16 +1013,16 @@ fn record(
         parent_group_name: parent.map(|p| p.def.name.clone()).unwrap_or_default(),
         key_value: key.map(|k| k.stored.clone()).unwrap_or_default(),
         key_hash: key.map(|k| k.hash.clone()).unwrap_or_default(),
-        model: ctx.facts.model.clone(),
+        model: take(&mut ctx.facts.model),
         is_success: error.is_empty() && status < 400,
-        source_ip: ctx.client_ip.clone(),
+        source_ip: take(&mut ctx.client_ip),
         status_code: i64::from(status),
-        request_path: ctx.request_path.clone(),
+        request_path: take(&mut ctx.request_path),
         duration_ms: ctx.start.elapsed().as_millis() as i64,
         error_message: error.to_owned(),
-        user_agent: ctx.user_agent.clone(),
+        user_agent: take(&mut ctx.user_agent),
         request_type: kind,
-        upstream_addr: upstream_addr.to_owned(),
+        upstream_addr,
         is_stream: ctx.facts.stream,
         request_body: if body_logging {
             truncate_utf8(&String::from_utf8_lossy(&ctx.body), 65_000).to_owned()

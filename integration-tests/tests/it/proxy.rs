@@ -245,7 +245,12 @@ async fn retry_then_success_with_logs() {
         Behavior::openai_error(500, "upstream exploded", "server_error", None),
     );
     for _ in 0..4 {
-        let r = t.chat("retry").send().await.unwrap();
+        let r = t
+            .chat("retry")
+            .header("user-agent", "retry-test/1.0")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     let logs = t
@@ -259,6 +264,13 @@ async fn retry_then_success_with_logs() {
     assert!(logs.iter().any(|l| l["request_type"] == "retry"
         && l["status_code"] == 500
         && l["error_message"] == "upstream exploded"));
+    // Every attempt's record carries the request's own facts (the last one takes them over).
+    for l in &logs {
+        assert_eq!(l["request_path"], "/proxy/retry/v1/chat/completions", "{l}");
+        assert_eq!(l["model"], "gpt-4o-mini", "{l}");
+        assert_eq!(l["source_ip"], "127.0.0.1", "{l}");
+        assert_eq!(l["user_agent"], "retry-test/1.0", "{l}");
+    }
     let ks = t.key_status(gid).await;
     assert_eq!(ks["sk-good"].0, "active");
     let counted = eventually(Duration::from_secs(5), || async {

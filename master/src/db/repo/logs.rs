@@ -296,7 +296,7 @@ pub struct BatchSideEffects {
 pub fn side_effects(logs: &[RequestLogRecord]) -> BatchSideEffects {
     use std::collections::BTreeMap;
     let mut hourly: BTreeMap<(DateTime<Utc>, i64), (i64, i64)> = BTreeMap::new();
-    let mut usage: BTreeMap<(i64, String), (i64, DateTime<Utc>)> = BTreeMap::new();
+    let mut usage: BTreeMap<(i64, &str), (i64, DateTime<Utc>)> = BTreeMap::new();
     for l in logs {
         if l.request_type == RequestType::Final {
             let h = hour_bucket(l.timestamp);
@@ -315,7 +315,7 @@ pub fn side_effects(logs: &[RequestLogRecord]) -> BatchSideEffects {
         }
         if l.is_success && !l.key_hash.is_empty() {
             let e = usage
-                .entry((l.group_id, l.key_hash.clone()))
+                .entry((l.group_id, l.key_hash.as_str()))
                 .or_insert((0, l.timestamp));
             e.0 += 1;
             e.1 = e.1.max(l.timestamp);
@@ -328,7 +328,7 @@ pub fn side_effects(logs: &[RequestLogRecord]) -> BatchSideEffects {
             .collect(),
         usage: usage
             .into_iter()
-            .map(|((g, k), (n, t))| (g, k, n, t))
+            .map(|((g, k), (n, t))| (g, k.to_owned(), n, t))
             .collect(),
     }
 }
@@ -460,13 +460,20 @@ mod tests {
         let Db::Sqlite(pool) = &db else {
             unreachable!()
         };
+        // One connection that has read the schema since the migration: EXPLAIN plans against
+        // the schema a connection has cached (a real query re-reads a changed one, EXPLAIN not).
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM request_logs")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
         for sql in [
             "SELECT COUNT(*) FROM request_logs WHERE request_type = 'final' AND `timestamp` >= ? AND `timestamp` < ?",
             "SELECT id FROM request_logs WHERE request_type = ? ORDER BY `timestamp` DESC LIMIT 15 OFFSET 0",
         ] {
             let plan: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .fetch_all(pool)
+                    .fetch_all(&mut *conn)
                     .await
                     .unwrap();
             let plan: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
