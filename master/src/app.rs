@@ -357,6 +357,7 @@ impl App {
         cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(8), writer).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        state.log_writer.close().await;
         state.db.close().await;
         Ok(())
     }

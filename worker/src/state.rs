@@ -23,8 +23,8 @@ pub struct UpstreamBase {
     pub origin: String,
     /// Base path without a trailing `/` (may be empty).
     pub path: String,
-    /// The `Host` header its requests carry: the host, and the port unless it is the scheme's
-    /// default (as hyper's client would write it, built once here instead of per request).
+    /// The `Host` header its requests carry, built once here (hyper's client formatted it on
+    /// every request).
     pub host: http::HeaderValue,
 }
 
@@ -36,15 +36,13 @@ impl UpstreamBase {
             return None;
         }
         let authority = uri.authority()?;
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let host = match authority.port_u16() {
-            Some(port) if port != default_port => format!("{}:{port}", authority.host()),
-            _ => authority.host().to_owned(),
-        };
+        // Host and port as the URL writes them, without user info: what Go (GPT-Load) sends, and
+        // over HTTP/2 the same as the `:authority` hyper derives from the URL.
+        let host = authority.as_str().rsplit('@').next().unwrap_or_default();
         Some(Self {
             origin: format!("{scheme}://{authority}"),
             path: uri.path().trim_end_matches('/').to_owned(),
-            host: http::HeaderValue::from_str(&host).ok()?,
+            host: http::HeaderValue::from_str(host).ok()?,
         })
     }
 
@@ -235,8 +233,8 @@ mod tests {
         assert!(UpstreamBase::parse("ftp://x").is_none());
         let host = |url: &str| UpstreamBase::parse(url).unwrap().host;
         assert_eq!(host("https://api.example.com/v1"), "api.example.com");
-        assert_eq!(host("https://api.example.com:443"), "api.example.com");
-        assert_eq!(host("http://127.0.0.1:80/x"), "127.0.0.1");
+        assert_eq!(host("https://api.example.com:443"), "api.example.com:443");
+        assert_eq!(host("http://127.0.0.1:80/x"), "127.0.0.1:80");
         assert_eq!(host("http://127.0.0.1:8080"), "127.0.0.1:8080");
         assert_eq!(host("https://user:pw@[::1]:8443/"), "[::1]:8443");
         assert!(UpstreamBase::parse("not a url").is_none());

@@ -237,9 +237,14 @@ async fn adopt(backend: Backend) {
     )
     .await;
 
-    // GPT-Load's log indexes that no query uses are dropped; those the queries use stay.
+    // GPT-Load's log indexes that no query uses are dropped (`request_type` alone is replaced by
+    // `(request_type, timestamp)`); those the queries use stay.
     let indexes = log_indexes(&db).await;
-    for kept in ["idx_request_logs_key_hash", "idx_request_logs_timestamp"] {
+    for kept in [
+        "idx_request_logs_key_hash",
+        "idx_request_logs_timestamp",
+        "idx_request_logs_request_type_timestamp",
+    ] {
         assert!(indexes.iter().any(|i| i == kept), "{kept}: {indexes:?}");
     }
     for dropped in [

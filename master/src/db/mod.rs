@@ -236,6 +236,13 @@ impl LogWriter {
             Self::Sqlite(w) => w.write(batch).await,
         }
     }
+
+    /// Stops writing; a writing thread's connection is closed when this returns.
+    pub async fn close(&self) {
+        if let Self::Sqlite(w) = self {
+            w.close().await;
+        }
+    }
 }
 
 fn to_postgres(sql: &str) -> String {

@@ -20,6 +20,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use gpt_load_common::log_record::RequestLogRecord;
+use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
@@ -28,13 +29,14 @@ use crate::db::{Backend, DbError, DbResult, DbTime};
 
 /// A batch to write, and where its outcome goes (with the batch, handed back unchanged).
 type Job = (Vec<RequestLogRecord>, oneshot::Sender<Done>);
-type Done = (Vec<RequestLogRecord>, rusqlite::Result<()>);
+type Done = (Vec<RequestLogRecord>, DbResult<()>);
 
-/// The handle of the writing thread; the thread ends (and closes its connection) when this is
-/// dropped and the batch in hand, if any, is written.
+/// The handle of the writing thread. [`SqliteLogWriter::close`] (or dropping it) ends the thread
+/// once the batch in hand is written, and the thread closes its connection.
 #[derive(Debug)]
 pub struct SqliteLogWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl SqliteLogWriter {
@@ -42,16 +44,27 @@ impl SqliteLogWriter {
     pub fn open(path: &Path) -> DbResult<Self> {
         let mut conn = open(path)?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("gpt-load-log-writer".into())
             .spawn(move || {
                 while let Ok((batch, reply)) = rx.recv() {
-                    let r = write(&mut conn, &batch);
+                    // A panic must neither lose the batch (it is only borrowed here; the
+                    // transaction rolls back as it unwinds) nor end the writing for good.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        write(&mut conn, &batch)
+                    }));
+                    let r = match r {
+                        Ok(r) => r.map_err(DbError::from),
+                        Err(_) => Err(stopped()),
+                    };
                     let _ = reply.send((batch, r));
                 }
             })
             .map_err(|e| DbError::Other(sqlx::Error::Io(e)))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Writes `batch` in one transaction. The batch is moved to the writing thread and put back
@@ -61,17 +74,36 @@ impl SqliteLogWriter {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::SendError((back, _))) = self.jobs.send((std::mem::take(batch), tx)) {
+        let sent = match self.jobs.lock().as_ref() {
+            Some(jobs) => jobs.send((std::mem::take(batch), tx)),
+            None => return Err(stopped()),
+        };
+        if let Err(mpsc::SendError((back, _))) = sent {
             *batch = back;
             return Err(stopped());
         }
+        // The thread always answers with the batch (`catch_unwind` above), unless the process
+        // is going down.
         let (back, r) = rx.await.map_err(|_| stopped())?;
         *batch = back;
-        r.map_err(DbError::from)
+        r
+    }
+
+    /// Ends the thread after the batch in hand and waits for it, so that its connection is
+    /// closed before the pool's (the last connection to close checkpoints the WAL into the
+    /// database file). Later writes fail.
+    pub async fn close(&self) {
+        drop(self.jobs.lock().take());
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 }
 
+/// The writing thread is gone (closed, or it panicked on this batch).
 fn stopped() -> DbError {
+    gpt_load_common::metrics::metrics().database_error();
     DbError::Other(sqlx::Error::WorkerCrashed)
 }
 
@@ -304,6 +336,25 @@ mod tests {
         // A replayed batch adds no row.
         writer.write(&mut b).await.expect("replayed");
         assert_eq!(dump(&by_thread, "request_logs").await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_the_thread_and_hands_later_batches_back() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("close.db");
+        let db = migrated(&path).await;
+        let writer = SqliteLogWriter::open(&path).expect("open the writer");
+        let mut b = batch();
+        writer.write(&mut b).await.expect("written");
+        writer.close().await;
+        assert!(writer.write(&mut b).await.is_err(), "closed");
+        assert_eq!(b, batch(), "the refused batch is kept");
+        // With the writer's connection closed, the pool's is the last: closing it checkpoints
+        // the WAL into the database file and removes it.
+        db.close().await;
+        assert!(!dir.path().join("close.db-wal").exists(), "the WAL is left");
+        let reopened = migrated(&path).await;
+        assert_eq!(dump(&reopened, "request_logs").await.len(), 3);
     }
 
     #[tokio::test]
