@@ -284,16 +284,25 @@ const DROPPED_INDEXES: [(&str, &str); 8] = [
 /// the time to build it; PostgreSQL and MySQL build it without blocking writers).
 pub(crate) const TYPE_TIME_INDEX: &str = "idx_request_logs_request_type_timestamp";
 
+async fn mysql_has_index(
+    p: &sqlx::MySqlPool,
+    table: &str,
+    index: &str,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?",
+    )
+    .bind(table)
+    .bind(index)
+    .fetch_one(p)
+    .await?;
+    Ok(n > 0)
+}
+
 async fn create_type_time_index(db: &Db) -> Result<(), sqlx::Error> {
     match db {
         Db::MySql(p) => {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'request_logs' AND index_name = ?",
-            )
-            .bind(TYPE_TIME_INDEX)
-            .fetch_one(p)
-            .await?;
-            if n == 0 {
+            if !mysql_has_index(p, "request_logs", TYPE_TIME_INDEX).await? {
                 let sql = format!(
                     "ALTER TABLE `request_logs` ADD INDEX `{TYPE_TIME_INDEX}` (`request_type`, `timestamp`), ALGORITHM=INPLACE, LOCK=NONE"
                 );
@@ -323,14 +332,7 @@ async fn drop_legacy(db: &Db) -> Result<(), sqlx::Error> {
     for (table, index) in DROPPED_INDEXES {
         match db {
             Db::MySql(p) => {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?",
-                )
-                .bind(table)
-                .bind(index)
-                .fetch_one(p)
-                .await?;
-                if n > 0 {
+                if mysql_has_index(p, table, index).await? {
                     // Without blocking writers of a large table meanwhile.
                     let sql = format!(
                         "ALTER TABLE `{table}` DROP INDEX `{index}`, ALGORITHM=INPLACE, LOCK=NONE"

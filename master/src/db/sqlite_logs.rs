@@ -257,6 +257,14 @@ mod tests {
         }
     }
 
+    /// A migrated database file `name` in `dir` and a writer on it.
+    async fn writer_on(dir: &tempfile::TempDir, name: &str) -> (Db, SqliteLogWriter) {
+        let path = dir.path().join(name);
+        let db = migrated(&path).await;
+        let writer = SqliteLogWriter::open(&path).expect("open the writer");
+        (db, writer)
+    }
+
     fn batch() -> Vec<RequestLogRecord> {
         vec![
             record(
@@ -310,9 +318,7 @@ mod tests {
     async fn the_writer_stores_what_the_pool_stores() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let by_pool = migrated(&dir.path().join("pool.db")).await;
-        let by_thread_path = dir.path().join("thread.db");
-        let by_thread = migrated(&by_thread_path).await;
-        let writer = SqliteLogWriter::open(&by_thread_path).expect("open the writer");
+        let (by_thread, writer) = writer_on(&dir, "thread.db").await;
 
         let mut a = batch();
         LogWriter::Pool(by_pool.clone())
@@ -341,9 +347,7 @@ mod tests {
     #[tokio::test]
     async fn closing_ends_the_thread_and_hands_later_batches_back() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("close.db");
-        let db = migrated(&path).await;
-        let writer = SqliteLogWriter::open(&path).expect("open the writer");
+        let (db, writer) = writer_on(&dir, "close.db").await;
         let mut b = batch();
         writer.write(&mut b).await.expect("written");
         writer.close().await;
@@ -353,16 +357,14 @@ mod tests {
         // the WAL into the database file and removes it.
         db.close().await;
         assert!(!dir.path().join("close.db-wal").exists(), "the WAL is left");
-        let reopened = migrated(&path).await;
+        let reopened = migrated(&dir.path().join("close.db")).await;
         assert_eq!(dump(&reopened, "request_logs").await.len(), 3);
     }
 
     #[tokio::test]
     async fn the_writer_waits_for_a_pool_transaction_instead_of_failing() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("busy.db");
-        let db = migrated(&path).await;
-        let writer = SqliteLogWriter::open(&path).expect("open the writer");
+        let (db, writer) = writer_on(&dir, "busy.db").await;
         let Db::Sqlite(pool) = &db else {
             unreachable!("a SQLite DSN")
         };
