@@ -25,6 +25,8 @@ pub async fn validate_key(rt: &GroupRuntime, key: &str) -> Result<(), String> {
         key,
     );
     let mut headers = vr.headers;
+    // The same Host as proxied requests carry (header rules may replace it).
+    headers.insert(http::header::HOST, upstream.host.clone());
     rules::apply(
         &rt.rules,
         &mut headers,

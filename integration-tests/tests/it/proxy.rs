@@ -327,6 +327,12 @@ async fn failing_keys_are_blacklisted_then_restored_by_validation() {
     assert_eq!(status, 200, "{v}");
     let task = t.server.wait_task().await;
     assert_eq!(task["result"]["valid_keys"], 1, "{task}");
+    let validation = t.mock.requests_for_key("sk-dead").pop().unwrap();
+    assert_eq!(
+        validation.header("host"),
+        Some(t.mock.addr().to_string().as_str()),
+        "validation carries the upstream's Host too"
+    );
     assert!(
         eventually(Duration::from_secs(5), || async {
             t.key_status(gid).await["sk-dead"] == ("active".into(), 0)
