@@ -364,3 +364,90 @@ async fn a_second_master_runs_no_jobs() {
     assert!(c.master.logs().contains("holding the job lease"));
     c.db.drop_db().await;
 }
+
+/// The Redis stream can deliver a record again: a worker whose `XADD` reply was lost sends the
+/// batch twice, and entries are read again after a crash between the commit and the
+/// acknowledgement, or when the key states written after the logs failed. A log delivered twice
+/// is stored once and counted once — in the hourly stats and in its key's usage — whether the
+/// copies arrive in one flush or after the first was written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_delivered_twice_is_stored_and_counted_once() {
+    let c = Cluster::start(0).await;
+    let gid = c.group("replayed", &["sk-replayed-1"], json!({})).await;
+    let (status, v) = c.master.get(&format!("/api/keys?group_id={gid}")).await;
+    assert_eq!(status, 200, "{v}");
+    let key = v["data"]["items"][0].clone();
+    let hash = key["key_hash"].as_str().expect("key hash").to_owned();
+
+    let stream = format!("{}:records", c.prefix);
+    let redis = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &c.redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let record = |id: &str| {
+        json!({"Log": {
+            "id": id, "timestamp": chrono::Utc::now().to_rfc3339(), "group_id": gid,
+            "group_name": "replayed", "parent_group_id": null, "parent_group_name": "",
+            "key_value": "sk-replayed-1", "key_hash": hash, "model": "m", "is_success": true,
+            "source_ip": "127.0.0.1", "status_code": 200,
+            "request_path": "/proxy/replayed/v1/chat/completions", "duration_ms": 3,
+            "error_message": "", "user_agent": "test", "request_type": "final",
+            "upstream_addr": "http://127.0.0.1:1/v1/chat/completions", "is_stream": false,
+            "request_body": ""
+        }})
+    };
+    let flushed = || async {
+        eventually(Duration::from_secs(10), || async {
+            redis(&["XLEN", &stream]) == "0"
+        })
+        .await
+    };
+    let first = uuid::Uuid::now_v7().to_string();
+    let second = uuid::Uuid::now_v7().to_string();
+    // The same log in two entries of one read, and twice in one entry.
+    let batch = json!([record(&first)]).to_string();
+    redis(&["XADD", &stream, "*", "b", &batch]);
+    redis(&["XADD", &stream, "*", "b", &batch]);
+    redis(&[
+        "XADD",
+        &stream,
+        "*",
+        "b",
+        &json!([record(&second), record(&second)]).to_string(),
+    ]);
+    assert!(flushed().await, "entries left unread\n{}", c.master.logs());
+    // Both again, after they were written.
+    redis(&[
+        "XADD",
+        &stream,
+        "*",
+        "b",
+        &json!([record(&first), record(&second)]).to_string(),
+    ]);
+    assert!(flushed().await, "entries left unread\n{}", c.master.logs());
+
+    let (_, v) = c
+        .master
+        .get("/api/logs?group_name=replayed&page_size=10")
+        .await;
+    assert_eq!(v["data"]["pagination"]["total_items"], 2, "{v}");
+    let (_, v) = c.master.get(&format!("/api/keys?group_id={gid}")).await;
+    assert_eq!(v["data"]["items"][0]["request_count"], 2, "{v}");
+    let pool = sqlx::PgPool::connect(&c.db.url).await.expect("postgres");
+    let (success, failure): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(success_count), 0)::bigint, COALESCE(SUM(failure_count), 0)::bigint \
+         FROM group_hourly_stats WHERE group_id = $1",
+    )
+    .bind(gid)
+    .fetch_one(&pool)
+    .await
+    .expect("hourly stats");
+    assert_eq!((success, failure), (2, 0));
+    pool.close().await;
+    c.db.drop_db().await;
+}

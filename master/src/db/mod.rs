@@ -226,14 +226,17 @@ impl LogWriter {
     }
 
     /// Writes `batch` with its hourly stats and key usage in one transaction; the batch is left
-    /// as it was (the caller clears it once written, or keeps it to retry).
+    /// as it was (the caller clears it once written, or keeps it to retry). With
+    /// [`Replay::Possible`](repo::logs::Replay) logs already written are neither stored nor
+    /// counted again.
     pub async fn write_batch(
         &self,
         batch: &mut Vec<gpt_load_common::log_record::RequestLogRecord>,
+        replay: repo::logs::Replay,
     ) -> DbResult<()> {
         match self {
-            Self::Pool(db) => repo::logs::write_batch(db, batch).await,
-            Self::Sqlite(w) => w.write(batch).await,
+            Self::Pool(db) => repo::logs::write_batch(db, batch, replay).await,
+            Self::Sqlite(w) => w.write(batch, replay).await,
         }
     }
 

@@ -24,11 +24,12 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use crate::db::repo::logs;
+use crate::db::repo::logs::{self, Replay};
 use crate::db::{Backend, DbError, DbResult, DbTime};
 
-/// A batch to write, and where its outcome goes (with the batch, handed back unchanged).
-type Job = (Vec<RequestLogRecord>, oneshot::Sender<Done>);
+/// A batch to write, whether it may repeat logs, and where its outcome goes (with the batch,
+/// handed back unchanged).
+type Job = (Vec<RequestLogRecord>, Replay, oneshot::Sender<Done>);
 type Done = (Vec<RequestLogRecord>, DbResult<()>);
 
 /// The handle of the writing thread. [`SqliteLogWriter::close`] (or dropping it) ends the thread
@@ -47,11 +48,11 @@ impl SqliteLogWriter {
         let thread = std::thread::Builder::new()
             .name("gpt-load-log-writer".into())
             .spawn(move || {
-                while let Ok((batch, reply)) = rx.recv() {
+                while let Ok((batch, replay, reply)) = rx.recv() {
                     // A panic must neither lose the batch (it is only borrowed here; the
                     // transaction rolls back as it unwinds) nor end the writing for good.
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        write(&mut conn, &batch)
+                        write(&mut conn, &batch, replay)
                     }));
                     let r = match r {
                         Ok(r) => r.map_err(DbError::from),
@@ -67,18 +68,19 @@ impl SqliteLogWriter {
         })
     }
 
-    /// Writes `batch` in one transaction. The batch is moved to the writing thread and put back
-    /// unchanged, so the caller keeps it (to clear, or to retry after an error).
-    pub async fn write(&self, batch: &mut Vec<RequestLogRecord>) -> DbResult<()> {
+    /// Writes `batch` in one transaction, as [`logs::write_batch`]. The batch is moved to the
+    /// writing thread and put back unchanged, so the caller keeps it (to clear, or to retry after
+    /// an error).
+    pub async fn write(&self, batch: &mut Vec<RequestLogRecord>, replay: Replay) -> DbResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
         let sent = match self.jobs.lock().as_ref() {
-            Some(jobs) => jobs.send((std::mem::take(batch), tx)),
+            Some(jobs) => jobs.send((std::mem::take(batch), replay, tx)),
             None => return Err(stopped()),
         };
-        if let Err(mpsc::SendError((back, _))) = sent {
+        if let Err(mpsc::SendError((back, _, _))) = sent {
             *batch = back;
             return Err(stopped());
         }
@@ -122,15 +124,33 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn write(conn: &mut Connection, batch: &[RequestLogRecord]) -> rusqlite::Result<()> {
-    let fx = logs::side_effects(batch);
+fn write(
+    conn: &mut Connection,
+    batch: &[RequestLogRecord],
+    replay: Replay,
+) -> rusqlite::Result<()> {
     let now = DbTime::now().to_sqlite_text();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
+        let mut written = std::collections::HashSet::new();
+        if replay == Replay::Possible {
+            for chunk in batch.chunks(logs::EXISTING_CHUNK) {
+                let mut q = tx.prepare_cached(&logs::existing_sql(chunk.len()))?;
+                for (i, l) in chunk.iter().enumerate() {
+                    q.raw_bind_parameter(i + 1, &l.id)?;
+                }
+                let mut rows = q.raw_query();
+                while let Some(row) = rows.next()? {
+                    written.insert(row.get::<_, String>(0)?);
+                }
+            }
+        }
+        let batch = logs::to_write(batch, &written);
+        let fx = logs::side_effects(&batch);
         // The pool's statements: many rows each (one cursor per index for all of them, so each
         // row's index entries are appended without a descent from the root), in at most eight
         // sizes, each prepared once.
-        let mut rest = batch;
+        let mut rest = &batch[..];
         for size in logs::chunk_sizes(batch.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
@@ -322,11 +342,14 @@ mod tests {
 
         let mut a = batch();
         LogWriter::Pool(by_pool.clone())
-            .write_batch(&mut a)
+            .write_batch(&mut a, Replay::New)
             .await
             .expect("written by the pool");
         let mut b = batch();
-        writer.write(&mut b).await.expect("written by the thread");
+        writer
+            .write(&mut b, Replay::New)
+            .await
+            .expect("written by the thread");
         assert_eq!(b, batch(), "the batch comes back as it was");
 
         for table in ["request_logs", "group_hourly_stats", "api_keys"] {
@@ -340,8 +363,57 @@ mod tests {
         assert!(keys[0].contains("'2025-03-04 "), "{keys:?}");
 
         // A replayed batch adds no row.
-        writer.write(&mut b).await.expect("replayed");
+        writer.write(&mut b, Replay::New).await.expect("replayed");
         assert_eq!(dump(&by_thread, "request_logs").await.len(), 3);
+    }
+
+    /// A batch that may repeat logs (read again from the Redis stream) stores and counts only
+    /// the logs not written before, and each once: both writers end where writing each log once
+    /// ends.
+    #[tokio::test]
+    async fn logs_written_before_are_neither_stored_nor_counted_again() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut later = record(
+            "0190a000-0000-7000-8000-000000000004",
+            30,
+            true,
+            RequestType::Final,
+            None,
+        );
+        later.key_hash = "hash-a".into();
+        let once = migrated(&dir.path().join("once.db")).await;
+        let mut all = batch();
+        all.push(later.clone());
+        LogWriter::Pool(once.clone())
+            .write_batch(&mut all, Replay::New)
+            .await
+            .expect("each log once");
+
+        let by_pool = migrated(&dir.path().join("pool.db")).await;
+        let (by_thread, thread) = writer_on(&dir, "thread.db").await;
+        let writers = [
+            (&by_pool, LogWriter::Pool(by_pool.clone())),
+            (&by_thread, LogWriter::Sqlite(thread)),
+        ];
+        for (db, writer) in &writers {
+            let mut first = batch();
+            writer
+                .write_batch(&mut first, Replay::Possible)
+                .await
+                .expect("the first delivery");
+            // Again, with a new log, and the new log twice.
+            let mut again = batch();
+            again.push(later.clone());
+            again.push(later.clone());
+            writer
+                .write_batch(&mut again, Replay::Possible)
+                .await
+                .expect("the second delivery");
+            assert_eq!(again.len(), 5, "the batch comes back whole");
+            for table in ["request_logs", "group_hourly_stats", "api_keys"] {
+                assert_eq!(dump(db, table).await, dump(&once, table).await, "{table}");
+            }
+        }
     }
 
     #[tokio::test]
@@ -349,9 +421,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let (db, writer) = writer_on(&dir, "close.db").await;
         let mut b = batch();
-        writer.write(&mut b).await.expect("written");
+        writer.write(&mut b, Replay::New).await.expect("written");
         writer.close().await;
-        assert!(writer.write(&mut b).await.is_err(), "closed");
+        assert!(writer.write(&mut b, Replay::New).await.is_err(), "closed");
         assert_eq!(b, batch(), "the refused batch is kept");
         // With the writer's connection closed, the pool's is the last: closing it checkpoints
         // the WAL into the database file and removes it.
@@ -380,7 +452,7 @@ mod tests {
         let mut b = batch();
         let started = std::time::Instant::now();
         writer
-            .write(&mut b)
+            .write(&mut b, Replay::New)
             .await
             .expect("written once the lock is free");
         assert!(

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::repo::keys;
+use crate::db::repo::logs::Replay;
 use crate::state::AppState;
 
 /// Largest batch held before writing regardless of the interval.
@@ -79,7 +80,7 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Record>, cancel: Cancel
         let backoff = Duration::from_millis(500 * u64::from(failures.min(20)));
         let due = flush_due(b.logs.len(), last_log_flush.elapsed(), interval, backoff);
         if due {
-            match state.log_writer.write_batch(&mut b.logs).await {
+            match state.log_writer.write_batch(&mut b.logs, Replay::New).await {
                 Ok(()) => {
                     b.logs.clear();
                     failures = 0;
@@ -105,7 +106,7 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Record>, cancel: Cancel
         if b.logs.is_empty() {
             break;
         }
-        match state.log_writer.write_batch(&mut b.logs).await {
+        match state.log_writer.write_batch(&mut b.logs, Replay::New).await {
             Ok(()) => b.logs.clear(),
             Err(e) => {
                 tracing::error!(error = %e, attempt, "final request-log write failed");

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record_writer::{COALESCE, MAX_BATCH};
 use crate::db::repo::keys;
+use crate::db::repo::logs::Replay;
 use crate::state::{AppState, RedisCtx};
 
 const GROUP: &str = "gpt-load-master";
@@ -148,7 +149,11 @@ async fn flush(state: &AppState, client: &Client, stream: &str, p: &mut Pending)
     if p.ids.is_empty() {
         return true;
     }
-    if let Err(e) = state.log_writer.write_batch(&mut p.logs).await {
+    if let Err(e) = state
+        .log_writer
+        .write_batch(&mut p.logs, Replay::Possible)
+        .await
+    {
         tracing::error!(error = %e, pending = p.logs.len(), "writing request logs failed, will retry");
         return false;
     }
@@ -159,14 +164,14 @@ async fn flush(state: &AppState, client: &Client, stream: &str, p: &mut Pending)
         .collect();
     if let Err(e) = keys::apply_states(&state.db, &states).await {
         tracing::error!(error = %e, "writing key status failed, will retry");
-        // Logs are written (ids make a replay harmless); keep everything for the retry.
+        // Logs are written; the retry leaves them out (`Replay::Possible`), rows and counts.
         return false;
     }
     let ids = std::mem::take(&mut p.ids);
     let acked: Result<i64, _> = client.xack(stream, GROUP, ids.clone()).await;
     let deleted: Result<i64, _> = client.xdel(stream, ids.clone()).await;
     if let Err(e) = acked.and(deleted) {
-        tracing::warn!(error = %e, "acknowledging stream entries failed; they will be written again (harmless)");
+        tracing::warn!(error = %e, "acknowledging stream entries failed; they will be read again (and left out: written already)");
     }
     p.logs.clear();
     p.keys.clear();

@@ -293,11 +293,11 @@ pub struct BatchSideEffects {
 
 /// Derives hourly counts (final attempts only, also credited to the parent aggregate) and key usage
 /// (successful attempts) from a batch of logs.
-pub fn side_effects(logs: &[RequestLogRecord]) -> BatchSideEffects {
+pub fn side_effects(logs: &[&RequestLogRecord]) -> BatchSideEffects {
     use std::collections::BTreeMap;
     let mut hourly: BTreeMap<(DateTime<Utc>, i64), (i64, i64)> = BTreeMap::new();
     let mut usage: BTreeMap<(i64, &str), (i64, DateTime<Utc>)> = BTreeMap::new();
-    for l in logs {
+    for &l in logs {
         if l.request_type == RequestType::Final {
             let h = hour_bucket(l.timestamp);
             let mut credit = |g: i64| {
@@ -333,13 +333,50 @@ pub fn side_effects(logs: &[RequestLogRecord]) -> BatchSideEffects {
     }
 }
 
+/// Whether a batch can hold logs that were written before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Logs never written: the proxy's own queue. (A failed write rolls back whole, logs and
+    /// counts, so its retry is new again.)
+    New,
+    /// Logs read from the Redis stream, which delivers an entry again until it is acknowledged:
+    /// after a crash between the commit and the acknowledgement, or when the key states written
+    /// after the logs failed. Logs already written are left out, rows and counts alike, so the
+    /// hourly stats and key usage count each log once.
+    Possible,
+}
+
+/// Most ids per lookup of already-written logs.
+pub(crate) const EXISTING_CHUNK: usize = 500;
+
+/// The lookup of which of `n` log ids are already written.
+pub(crate) fn existing_sql(n: usize) -> String {
+    format!(
+        "SELECT id FROM request_logs WHERE id IN ({})",
+        vec!["?"; n].join(", ")
+    )
+}
+
+/// The logs of `batch` to write: all of them, or for a [`Replay::Possible`] batch those whose id
+/// is neither in `written` nor earlier in the batch.
+pub(crate) fn to_write<'a>(
+    batch: &'a [RequestLogRecord],
+    written: &std::collections::HashSet<String>,
+) -> Vec<&'a RequestLogRecord> {
+    let mut seen = std::collections::HashSet::new();
+    batch
+        .iter()
+        .filter(|l| !written.contains(&l.id) && seen.insert(l.id.as_str()))
+        .collect()
+}
+
 /// Writes a batch of logs with their hourly stats and key usage in one transaction. Log ids are
-/// UUIDs, so a batch replayed after a crash is skipped row by row instead of failing.
-pub async fn write_batch(db: &Db, logs: &[RequestLogRecord]) -> DbResult<()> {
-    if logs.is_empty() {
+/// UUIDs: a row already written is skipped (`ON CONFLICT DO NOTHING`), and with
+/// [`Replay::Possible`] it is left out of the counts too.
+pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) -> DbResult<()> {
+    if batch.is_empty() {
         return Ok(());
     }
-    let fx = side_effects(logs);
     let hourly_sql = db.sql(match db.backend() {
         Backend::MySql => HOURLY_UPSERT_MYSQL,
         _ => HOURLY_UPSERT,
@@ -348,7 +385,21 @@ pub async fn write_batch(db: &Db, logs: &[RequestLogRecord]) -> DbResult<()> {
     let now = DbTime::now();
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
-        let mut rest = logs;
+        let mut written = std::collections::HashSet::new();
+        if replay == Replay::Possible {
+            for chunk in batch.chunks(EXISTING_CHUNK) {
+                let sql = existing_sql(chunk.len());
+                let sql = db.sql(&sql);
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for l in chunk {
+                    q = q.bind(&l.id);
+                }
+                written.extend(q.fetch_all(&mut *tx).await?);
+            }
+        }
+        let logs = to_write(batch, &written);
+        let fx = side_effects(&logs);
+        let mut rest = &logs[..];
         for size in chunk_sizes(logs.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
@@ -510,13 +561,13 @@ mod tests {
 
     #[test]
     fn side_effects_count_final_attempts_and_successful_usage() {
-        let logs = vec![
+        let logs = [
             log(1, None, true, RequestType::Final, "a", 1),
             log(1, None, false, RequestType::Retry, "b", 2),
             log(1, Some(9), true, RequestType::Final, "a", 3),
             log(1, None, false, RequestType::Final, "b", 4),
         ];
-        let fx = side_effects(&logs);
+        let fx = side_effects(&logs.iter().collect::<Vec<_>>());
         let hour = Utc.with_ymd_and_hms(2025, 1, 1, 10, 0, 0).unwrap();
         assert_eq!(fx.hourly, vec![(hour, 1, 2, 1), (hour, 9, 1, 0)]);
         assert_eq!(
