@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use gpt_load_common::model::EffectiveConfig;
 use gpt_load_common::thread_slot;
 
+use crate::h1_pool::{self, H1Error, H1Settings, PooledBody, ThreadConns};
 use crate::upstream_proxy::{self, ProxyConnector, ProxyRules};
 
 /// The hyper client under [`UpstreamClient`].
@@ -36,12 +39,61 @@ pub(crate) fn enter_thread_pool(i: usize) {
 /// Each serving thread has a pool of its own, so a request and the connection task that carries it
 /// run on the same thread (no cross-thread wake-ups on the hot path); other threads (key
 /// validation, the master's jobs) share one pool.
+///
+/// On a serving thread, a plain `http://` upstream that no forward proxy handles is reached over
+/// the thread's own HTTP/1.1 connections ([`h1_pool`]) instead.
 pub struct UpstreamClient {
     shared: HttpClient,
     per_thread: Box<[OnceLock<HttpClient>]>,
+    h1: Box<[Arc<ThreadConns>]>,
+    h1_settings: H1Settings,
     connector: HttpsConnector<ProxyConnector>,
     pool: PoolSettings,
     proxy: Option<Arc<ProxyRules>>,
+}
+
+/// Why an upstream request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(transparent)]
+    Pooled(#[from] H1Error),
+    #[error(transparent)]
+    Shared(#[from] hyper_util::client::legacy::Error),
+}
+
+/// An upstream response body: hyper's, from either kind of connection.
+pub enum UpstreamBody {
+    Pooled(PooledBody),
+    Shared(Incoming),
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Pooled(b) => std::pin::Pin::new(b).poll_frame(cx),
+            Self::Shared(b) => std::pin::Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Pooled(b) => b.is_end_stream(),
+            Self::Shared(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Pooled(b) => b.size_hint(),
+            Self::Shared(b) => b.size_hint(),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -71,11 +123,19 @@ impl std::fmt::Debug for UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Sends `req`, with `Proxy-Authorization` when it goes to a proxy in absolute form.
-    pub fn request(
+    /// Sends `req` (with a `Host` header), with `Proxy-Authorization` when it goes to a proxy in
+    /// absolute form.
+    pub async fn request(
         &self,
         mut req: http::Request<Full<Bytes>>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        if self.proxy.is_none()
+            && req.uri().scheme() == Some(&http::uri::Scheme::HTTP)
+            && let Some(conns) = self.h1.get(thread_slot::current())
+        {
+            let resp = h1_pool::send(conns, &self.h1_settings, req).await?;
+            return Ok(resp.map(UpstreamBody::Pooled));
+        }
         if let Some(v) = self
             .proxy
             .as_ref()
@@ -84,7 +144,8 @@ impl UpstreamClient {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, v);
         }
-        self.pool().request(req)
+        let resp = self.pool().request(req).await?;
+        Ok(resp.map(UpstreamBody::Shared))
     }
 
     /// This thread's pool.
@@ -146,16 +207,22 @@ pub fn build(key: &ClientKey) -> UpstreamClient {
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(ProxyConnector::new(http, proxy.clone()));
+        .wrap_connector(ProxyConnector::new(http.clone(), proxy.clone()));
     let pool = PoolSettings {
         idle_timeout: Duration::from_secs(key.idle_timeout_s),
         max_idle_per_host: key.max_idle_per_host,
     };
+    let threads = thread_slot::reserved();
     UpstreamClient {
         shared: pool.client(https.clone()),
-        per_thread: (0..thread_slot::reserved())
-            .map(|_| OnceLock::new())
-            .collect(),
+        per_thread: (0..threads).map(|_| OnceLock::new()).collect(),
+        h1: (0..threads).map(|_| Arc::default()).collect(),
+        h1_settings: H1Settings {
+            connector: http,
+            idle_timeout: pool.idle_timeout,
+            // The idle allowance is shared out, as for the per-thread pools.
+            max_idle: key.max_idle_per_host.div_ceil(threads.max(1)),
+        },
         connector: https,
         pool,
         proxy,
@@ -234,5 +301,72 @@ mod tests {
         assert_eq!(other, shared, "a non-serving thread uses the shared pool");
         // A thread numbered past the reserved pools falls back to the shared one.
         assert_eq!(on(Some(7)).0, shared);
+    }
+
+    #[test]
+    fn plain_http_goes_over_the_serving_threads_connections_and_the_rest_over_the_pool() {
+        // Process-wide; nextest runs every test in a process of its own.
+        reserve_thread_pools(1);
+        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = server.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                server.set_nonblocking(true).expect("nonblocking");
+                let l = tokio::net::TcpListener::from_std(server).expect("listener");
+                while let Ok((s, _)) = l.accept().await {
+                    tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                        hyper_util::rt::TokioIo::new(s),
+                        hyper::service::service_fn(|_| async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }),
+                    ));
+                }
+            });
+        });
+        let direct = Arc::new(build(&key()));
+        let proxied = Arc::new(build(&ClientKey {
+            // Nothing listens there: the request fails at the proxy.
+            proxy_url: "http://127.0.0.1:9".into(),
+            ..key()
+        }));
+        // Which way a request went: the response body's kind, or the error's.
+        let way = |c: &Arc<UpstreamClient>, slot: Option<usize>| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                if let Some(i) = slot {
+                    enter_thread_pool(i);
+                }
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let req = http::Request::builder()
+                        .uri(format!("http://{addr}/v1/models"))
+                        .header(http::header::HOST, addr.to_string())
+                        .body(Full::new(Bytes::new()))
+                        .expect("request");
+                    match c.request(req).await {
+                        Ok(r) => match r.into_body() {
+                            UpstreamBody::Pooled(_) => "thread",
+                            UpstreamBody::Shared(_) => "pool",
+                        },
+                        Err(UpstreamError::Pooled(_)) => "thread (failed)",
+                        Err(UpstreamError::Shared(_)) => "pool (failed)",
+                    }
+                })
+            })
+            .join()
+            .expect("thread")
+        };
+        assert_eq!(way(&direct, Some(0)), "thread");
+        assert_eq!(way(&direct, None), "pool", "not a serving thread");
+        assert_eq!(way(&proxied, Some(0)), "pool (failed)", "a forward proxy");
     }
 }

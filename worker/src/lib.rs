@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod cluster;
 pub mod error;
 pub mod failure;
+pub mod h1_pool;
 pub mod integration;
 pub mod metrics_endpoint;
 pub mod node;

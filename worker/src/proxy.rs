@@ -862,7 +862,7 @@ async fn attempt_once(
 
 /// A failover status: the upstream's error body (bounded), and what it means for the key.
 async fn read_failure(
-    resp: http::Response<hyper::body::Incoming>,
+    resp: http::Response<crate::client::UpstreamBody>,
     timeout: Duration,
 ) -> AttemptOutcome {
     let status = resp.status();

@@ -49,11 +49,15 @@ pub(crate) fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
 }
 
 /// The INSERT of `rows` logs (20 values each, in [`COLUMNS`] order) that skips ids already
-/// written, in MySQL's spelling for MySQL.
+/// written, in each backend's spelling. SQLite's `OR IGNORE` (rather than `ON CONFLICT (id) DO
+/// NOTHING`) leaves no constraint that could abort the statement halfway, so SQLite keeps no
+/// statement journal (a copy of every page the statement changes) for it; every value bound is
+/// non-null, so the only conflict there can be is the id's.
 pub(crate) fn insert_sql(backend: Backend, rows: usize) -> String {
     let (insert, conflict) = match backend {
         Backend::MySql => ("INSERT IGNORE INTO request_logs", ""),
-        _ => ("INSERT INTO request_logs", " ON CONFLICT (id) DO NOTHING"),
+        Backend::Sqlite => ("INSERT OR IGNORE INTO request_logs", ""),
+        Backend::Postgres => ("INSERT INTO request_logs", " ON CONFLICT (id) DO NOTHING"),
     };
     let values =
         vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(",");
