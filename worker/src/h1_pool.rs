@@ -140,15 +140,18 @@ pub async fn send(
         .into();
     let (mut sender, reused) = match conns.checkout(&authority, settings.idle_timeout) {
         Some(s) => (s, true),
-        None => (connect(settings, &uri).await?, false),
+        // Boxed: the rare path's future would otherwise enlarge every request's.
+        None => (Box::pin(connect(settings, &uri)).await?, false),
     };
     let resp = match sender.try_send_request(req).await {
         Ok(r) => r,
         Err(mut e) => match e.take_message() {
             // Closed before the request was written: a connection that went stale while idle.
             Some(req) if reused => {
-                sender = connect(settings, &uri).await?;
-                sender.send_request(req).await.map_err(H1Error::Send)?
+                sender = Box::pin(connect(settings, &uri)).await?;
+                Box::pin(sender.send_request(req))
+                    .await
+                    .map_err(H1Error::Send)?
             }
             _ => return Err(H1Error::Send(e.into_error())),
         },
@@ -417,7 +420,10 @@ mod tests {
             .expect("answered");
         let head = body_of(resp).await;
         let head = String::from_utf8_lossy(&head).to_lowercase();
-        assert!(head.starts_with("get /v1/models?x=1 http/1.1\r\n"), "{head}");
+        assert!(
+            head.starts_with("get /v1/models?x=1 http/1.1\r\n"),
+            "{head}"
+        );
         assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
     }
 

@@ -44,6 +44,9 @@ pub fn proxy_service(
 + 'static {
     tower::service_fn(move |req: Request| {
         let state = state.clone();
-        async move { Ok(proxy::proxy(State(state), req).await) }
+        // Boxed: the handler's future is several kilobytes, and every move of an unboxed one
+        // on its way into hyper's connection task copies all of it.
+        let handling = Box::pin(proxy::proxy(State(state), req));
+        async move { Ok(handling.await) }
     })
 }

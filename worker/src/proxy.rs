@@ -318,7 +318,8 @@ pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
     let mut stats = RunStats::default();
     let original_metrics = ctx.original.metrics.clone();
     let span = request_span(&ctx);
-    let resp = run(&state, &runtime, ctx, permit, &mut stats)
+    // Boxed before it is wrapped: moving the attempt loop's future copies all of it.
+    let resp = Box::pin(run(&state, &runtime, ctx, permit, &mut stats))
         .instrument(span.clone())
         .await;
     let m = stats.metrics.as_ref().unwrap_or(&original_metrics);
@@ -594,7 +595,7 @@ async fn run(
 
         let attempt_start = Instant::now();
         let span = attempt_span(&member, &ctx.facts.model, attempt, key.key.id);
-        let outcome = attempt_once(&ctx, &member, &url, headers, body)
+        let outcome = Box::pin(attempt_once(&ctx, &member, &url, headers, body))
             .instrument(span.clone())
             .await;
         if !span.is_disabled() {
@@ -816,7 +817,8 @@ async fn attempt_once(
         Duration::from_secs(cfg.response_header_timeout_s.min(cfg.request_timeout_s))
     };
     let sent = Instant::now();
-    let resp = tokio::time::timeout(header_timeout, member.client.request(req)).await;
+    // Boxed before it is wrapped, as the attempt's future.
+    let resp = tokio::time::timeout(header_timeout, Box::pin(member.client.request(req))).await;
     member.metrics.observe_upstream(sent.elapsed());
     let resp = match resp {
         Err(_) => {
