@@ -244,25 +244,25 @@ impl Zone {
                 (l.naive_local(), l.offset().fix().local_minus_utc(), None)
             }
         };
-        // Written digit by digit: this runs for every request-log row SQLite stores.
-        let mut s = String::with_capacity(48);
+        // Written byte by byte: this runs for every request-log row SQLite stores.
+        let mut s: Vec<u8> = Vec::with_capacity(48);
         if wall.year() < 0 {
-            s.push('-');
+            s.push(b'-');
         }
         push_padded(&mut s, wall.year().unsigned_abs(), 4);
-        s.push('-');
+        s.push(b'-');
         push_padded(&mut s, wall.month(), 2);
-        s.push('-');
+        s.push(b'-');
         push_padded(&mut s, wall.day(), 2);
-        s.push(' ');
+        s.push(b' ');
         push_padded(&mut s, wall.hour(), 2);
-        s.push(':');
+        s.push(b':');
         push_padded(&mut s, wall.minute(), 2);
-        s.push(':');
+        s.push(b':');
         push_padded(&mut s, wall.second(), 2);
         let nanos = wall.nanosecond() % 1_000_000_000;
         if nanos != 0 {
-            s.push('.');
+            s.push(b'.');
             let mut digits = nanos;
             let mut width = 9;
             while digits % 10 == 0 {
@@ -271,24 +271,25 @@ impl Zone {
             }
             push_padded(&mut s, digits, width);
         }
-        s.push(' ');
+        s.push(b' ');
         let offset_at = s.len();
-        s.push(if off_secs < 0 { '-' } else { '+' });
+        s.push(if off_secs < 0 { b'-' } else { b'+' });
         let a = off_secs.unsigned_abs();
         push_padded(&mut s, a / 3600, 2);
         push_padded(&mut s, (a % 3600) / 60, 2);
-        s.push(' ');
+        s.push(b' ');
         // Go prints the numeric offset again for zones without an abbreviation.
         match abbr {
-            Some(a) => s.push_str(a),
+            Some(a) => s.extend_from_slice(a.as_bytes()),
             None => s.extend_from_within(offset_at..offset_at + 5),
         }
-        s
+        // ASCII digits and signs, and the zone's abbreviation (a `&str`): always UTF-8.
+        String::from_utf8(s).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
 /// Appends `v` in decimal, zero-padded to `width` digits (more when `v` needs them).
-fn push_padded(s: &mut String, v: u32, width: usize) {
+fn push_padded(s: &mut Vec<u8>, v: u32, width: usize) {
     let mut buf = [b'0'; 10];
     let mut i = buf.len();
     let mut v = v;
@@ -301,7 +302,7 @@ fn push_padded(s: &mut String, v: u32, width: usize) {
         }
     }
     let start = i.min(buf.len().saturating_sub(width));
-    s.extend(buf[start..].iter().map(|&b| char::from(b)));
+    s.extend_from_slice(&buf[start..]);
 }
 
 /// Zones fixed at start: SQLite text uses the process zone (as Go did); MySQL uses the DSN's `loc`.
