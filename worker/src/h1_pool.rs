@@ -125,11 +125,14 @@ pub async fn send(
     let Some(authority) = uri.authority().cloned() else {
         return Err(H1Error::Connect("the upstream URL has no host".into()));
     };
-    // HTTP/1.1 needs one (a header rule may have removed the upstream's): the URL's, as
-    // hyper-util's client adds.
+    // HTTP/1.1 needs one (a header rule may have removed the upstream's): the URL's host, and
+    // its port unless it is 80, as hyper-util's client adds (never the URL's user info).
     if !req.headers().contains_key(http::header::HOST) {
-        let host = http::HeaderValue::from_str(authority.as_str())
-            .map_err(|e| H1Error::Connect(Box::new(e)))?;
+        let host = match uri.port_u16() {
+            Some(port) if port != 80 => format!("{}:{port}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        let host = http::HeaderValue::from_str(&host).map_err(|e| H1Error::Connect(Box::new(e)))?;
         req.headers_mut().insert(http::header::HOST, host);
     }
     // Origin form on the wire: the path and query only.
@@ -218,6 +221,17 @@ impl PooledBody {
     }
 }
 
+impl Drop for PooledBody {
+    /// A body that ended without being polled to its end (an empty one — `HEAD`, 204, 304,
+    /// `Content-Length: 0` — which servers do not poll) still gives its connection back; one
+    /// dropped halfway does not (`give_back` keeps only a connection ready for a request).
+    fn drop(&mut self) {
+        if self.back.is_some() && self.inner.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
+
 impl HttpBody for PooledBody {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -230,7 +244,10 @@ impl HttpBody for PooledBody {
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         match &r {
             Poll::Ready(None) => this.give_back(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
+            // Trailers end a message (a server stops polling after them).
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.inner.is_end_stream() => {
+                this.give_back()
+            }
             Poll::Ready(Some(Err(_))) => this.back = None,
             _ => {}
         }
@@ -329,6 +346,21 @@ mod tests {
             assert_eq!(conns.idle_count(), 1, "the connection is kept");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for all");
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_gives_its_connection_back_unpolled() {
+        let (url, accepted) = server("", false).await;
+        let conns = Arc::new(ThreadConns::default());
+        let s = settings(Duration::from_secs(90), 4);
+        for _ in 0..3 {
+            let resp = send(&conns, &s, get(&url)).await.expect("answered");
+            assert_eq!(resp.status(), 200);
+            // As a server does with a body that is already at its end: never polled.
+            drop(resp);
+            assert_eq!(conns.idle_count(), 1, "the connection is kept");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -25,10 +25,14 @@ struct Cluster {
 
 impl Cluster {
     async fn start(workers: usize) -> Cluster {
+        Self::start_on(Backend::Postgres, workers).await
+    }
+
+    async fn start_on(backend: Backend, workers: usize) -> Cluster {
         let redis = RedisServer::start().await;
         let mock = MockUpstream::start().await;
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        let db = TestDb::create(Backend::Postgres, &dir).await;
+        let db = TestDb::create(backend, &dir).await;
         let grpc_port = free_port();
         let prefix = format!("gl-{}", uuid::Uuid::new_v4().simple());
         let master = Server::start(
@@ -369,10 +373,17 @@ async fn a_second_master_runs_no_jobs() {
 /// batch twice, and entries are read again after a crash between the commit and the
 /// acknowledgement, or when the key states written after the logs failed. A log delivered twice
 /// is stored once and counted once — in the hourly stats and in its key's usage — whether the
-/// copies arrive in one flush or after the first was written.
+/// copies arrive in one flush or after the first was written. On PostgreSQL and MariaDB (each
+/// takes its own way to see what other transactions wrote).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_delivered_twice_is_stored_and_counted_once() {
-    let c = Cluster::start(0).await;
+    for backend in [Backend::Postgres, Backend::MariaDb] {
+        log_delivered_twice_on(backend).await;
+    }
+}
+
+async fn log_delivered_twice_on(backend: Backend) {
+    let c = Cluster::start_on(backend, 0).await;
     let gid = c.group("replayed", &["sk-replayed-1"], json!({})).await;
     let (status, v) = c.master.get(&format!("/api/keys?group_id={gid}")).await;
     assert_eq!(status, 200, "{v}");
@@ -438,16 +449,23 @@ async fn a_log_delivered_twice_is_stored_and_counted_once() {
     assert_eq!(v["data"]["pagination"]["total_items"], 2, "{v}");
     let (_, v) = c.master.get(&format!("/api/keys?group_id={gid}")).await;
     assert_eq!(v["data"]["items"][0]["request_count"], 2, "{v}");
-    let pool = sqlx::PgPool::connect(&c.db.url).await.expect("postgres");
-    let (success, failure): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(success_count), 0)::bigint, COALESCE(SUM(failure_count), 0)::bigint \
-         FROM group_hourly_stats WHERE group_id = $1",
-    )
-    .bind(gid)
-    .fetch_one(&pool)
-    .await
-    .expect("hourly stats");
-    assert_eq!((success, failure), (2, 0));
-    pool.close().await;
+    let sql = "SELECT CAST(COALESCE(SUM(success_count), 0) AS SIGNED), \
+         CAST(COALESCE(SUM(failure_count), 0) AS SIGNED) FROM group_hourly_stats WHERE group_id = ";
+    let counts: (i64, i64) = if backend == Backend::Postgres {
+        let pool = sqlx::PgPool::connect(&c.db.url).await.expect("postgres");
+        let sql = format!("{sql}$1").replace("SIGNED", "BIGINT");
+        let r = sqlx::query_as(&sql).bind(gid).fetch_one(&pool).await;
+        pool.close().await;
+        r.expect("hourly stats")
+    } else {
+        let pool = sqlx::MySqlPool::connect(&c.db.url).await.expect("mariadb");
+        let r = sqlx::query_as(&format!("{sql}?"))
+            .bind(gid)
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        r.expect("hourly stats")
+    };
+    assert_eq!(counts, (2, 0), "{backend:?}");
     c.db.drop_db().await;
 }

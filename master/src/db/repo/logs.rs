@@ -350,16 +350,25 @@ pub enum Replay {
     Possible,
 }
 
-/// Most ids per lookup of already-written logs.
-pub(crate) const EXISTING_CHUNK: usize = 500;
-
-/// The lookup of which of `n` log ids are already written.
-pub(crate) fn existing_sql(n: usize) -> String {
+/// The lookup of which of `n` log ids are already written (in [`chunk_sizes`], so that few
+/// distinct statements are prepared). On MySQL a locking read: it sees what other transactions
+/// committed and holds the ids' index range until this one ends.
+pub(crate) fn existing_sql(backend: Backend, n: usize) -> String {
+    let lock = if backend == Backend::MySql {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     format!(
-        "SELECT id FROM request_logs WHERE id IN ({})",
+        "SELECT id FROM request_logs WHERE id IN ({}){lock}",
         vec!["?"; n].join(", ")
     )
 }
+
+/// Serialises the transactions that may repeat logs on PostgreSQL (two masters' flushers
+/// overlap while the job lease changes hands: each would otherwise see the other's uncommitted
+/// logs as not written, and both would count them); released at commit or rollback.
+const REPLAY_LOCK_POSTGRES: &str = "SELECT pg_advisory_xact_lock(7370931241)";
 
 /// The logs of `batch` to write: all of them, or for a [`Replay::Possible`] batch those whose id
 /// is neither in `written` nor earlier in the batch.
@@ -391,8 +400,14 @@ pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) ->
         let mut tx = p.begin().await?;
         let mut written = std::collections::HashSet::new();
         if replay == Replay::Possible {
-            for chunk in batch.chunks(EXISTING_CHUNK) {
-                let sql = existing_sql(chunk.len());
+            if db.backend() == Backend::Postgres {
+                sqlx::query(REPLAY_LOCK_POSTGRES).execute(&mut *tx).await?;
+            }
+            let mut rest = batch;
+            for size in chunk_sizes(batch.len()) {
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let sql = existing_sql(db.backend(), size);
                 let sql = db.sql(&sql);
                 let mut q = sqlx::query_scalar::<_, String>(&sql);
                 for l in chunk {
