@@ -20,6 +20,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ struct Idle {
 #[derive(Default)]
 pub struct ThreadConns {
     idle: Mutex<Vec<Idle>>,
+    /// Whether a task closes expired idle connections (while there are any).
+    sweeping: AtomicBool,
 }
 
 /// How connections are made and kept.
@@ -85,27 +88,71 @@ impl ThreadConns {
     /// Keeps `sender` for the next request to `authority`, unless it cannot take one or the
     /// thread already keeps `max` connections to it. Connections that closed or expired while
     /// idle go on the way (whatever their upstream: one no longer used is never checked out).
-    fn give_back(&self, authority: Authority, sender: Sender, max: usize, idle_timeout: Duration) {
+    fn give_back(
+        self: &Arc<Self>,
+        authority: Authority,
+        sender: Sender,
+        max: usize,
+        idle_timeout: Duration,
+    ) {
         if !sender.is_ready() {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.lock();
-        let mut same = 0;
-        idle.retain(|c| {
-            let live = !c.sender.is_closed() && now.duration_since(c.since) < idle_timeout;
-            if live && c.authority == authority {
-                same += 1;
+        {
+            let mut idle = self.idle.lock();
+            let mut same = 0;
+            idle.retain(|c| {
+                let live = !c.sender.is_closed() && now.duration_since(c.since) < idle_timeout;
+                if live && c.authority == authority {
+                    same += 1;
+                }
+                live
+            });
+            if same >= max {
+                return;
             }
-            live
-        });
-        if same < max {
             idle.push(Idle {
                 authority,
                 sender,
                 since: now,
             });
         }
+        // A plain load on the way of every request; the swap only when no sweeper runs.
+        if !self.sweeping.load(Ordering::Acquire) && !self.sweeping.swap(true, Ordering::AcqRel) {
+            self.sweep_every(idle_timeout);
+        }
+    }
+
+    /// Closes the connections that stay idle past `idle_timeout` even when no request comes
+    /// (a thread gone quiet, an upstream no longer used): a task on this thread's runtime checks
+    /// every `idle_timeout` while any are kept, and ends with the last one (the next one kept
+    /// starts it again) or with the client.
+    fn sweep_every(self: &Arc<Self>, idle_timeout: Duration) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.sweeping.store(false, Ordering::Release);
+            return;
+        };
+        let conns = Arc::downgrade(self);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(idle_timeout.max(Duration::from_millis(10)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(conns) = conns.upgrade() else {
+                    return;
+                };
+                let now = Instant::now();
+                let mut idle = conns.idle.lock();
+                idle.retain(|c| {
+                    !c.sender.is_closed() && now.duration_since(c.since) < idle_timeout
+                });
+                if idle.is_empty() {
+                    conns.sweeping.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
     }
 
     /// Idle connections kept (all authorities).
@@ -415,6 +462,14 @@ mod tests {
             "expired ones are not used"
         );
         assert_eq!(conns.idle_count(), 1, "expired ones are dropped");
+
+        // With no more requests, the rest is closed once it expires too.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while conns.idle_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(conns.idle_count(), 0, "expired while nothing came");
+        assert!(!conns.sweeping.load(Ordering::Acquire), "the sweeper ended");
 
         let none = settings(Duration::from_secs(90), 0);
         let conns = Arc::new(ThreadConns::default());
