@@ -5,9 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,7 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use gpt_load_common::model::EffectiveConfig;
 use gpt_load_common::thread_slot;
 
-use crate::h1_pool::{self, H1Error, H1Settings, PooledBody, ThreadConns};
+pub use crate::h1_pool::UpstreamBody;
+use crate::h1_pool::{self, H1Error, H1Settings, ThreadConns};
 use crate::upstream_proxy::{self, ProxyConnector, ProxyRules};
 
 /// The hyper client under [`UpstreamClient`].
@@ -61,41 +60,6 @@ pub enum UpstreamError {
     Shared(#[from] hyper_util::client::legacy::Error),
 }
 
-/// An upstream response body: hyper's, from either kind of connection.
-pub enum UpstreamBody {
-    Pooled(PooledBody),
-    Shared(Incoming),
-}
-
-impl HttpBody for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            Self::Pooled(b) => std::pin::Pin::new(b).poll_frame(cx),
-            Self::Shared(b) => std::pin::Pin::new(b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Pooled(b) => b.is_end_stream(),
-            Self::Shared(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Pooled(b) => b.size_hint(),
-            Self::Shared(b) => b.size_hint(),
-        }
-    }
-}
-
 #[derive(Clone, Copy)]
 struct PoolSettings {
     idle_timeout: Duration,
@@ -133,8 +97,7 @@ impl UpstreamClient {
             && req.uri().scheme() == Some(&http::uri::Scheme::HTTP)
             && let Some(conns) = self.h1.get(thread_slot::current())
         {
-            let resp = h1_pool::send(conns, &self.h1_settings, req).await?;
-            return Ok(resp.map(UpstreamBody::Pooled));
+            return Ok(h1_pool::send(conns, &self.h1_settings, req).await?);
         }
         if let Some(v) = self
             .proxy
@@ -145,7 +108,7 @@ impl UpstreamClient {
                 .insert(http::header::PROXY_AUTHORIZATION, v);
         }
         let resp = self.pool().request(req).await?;
-        Ok(resp.map(UpstreamBody::Shared))
+        Ok(resp.map(UpstreamBody::from))
     }
 
     /// This thread's pool.
@@ -353,10 +316,8 @@ mod tests {
                         .body(Full::new(Bytes::new()))
                         .expect("request");
                     match c.request(req).await {
-                        Ok(r) => match r.into_body() {
-                            UpstreamBody::Pooled(_) => "thread",
-                            UpstreamBody::Shared(_) => "pool",
-                        },
+                        Ok(r) if r.body().is_pooled() => "thread",
+                        Ok(_) => "pool",
                         Err(UpstreamError::Pooled(_)) => "thread (failed)",
                         Err(UpstreamError::Shared(_)) => "pool (failed)",
                     }

@@ -168,19 +168,16 @@ pub async fn send(
     conns: &Arc<ThreadConns>,
     settings: &H1Settings,
     mut req: http::Request<Full<Bytes>>,
-) -> Result<http::Response<PooledBody>, H1Error> {
+) -> Result<http::Response<UpstreamBody>, H1Error> {
     let uri = req.uri().clone();
     let Some(authority) = uri.authority().cloned() else {
         return Err(H1Error::Connect("the upstream URL has no host".into()));
     };
-    // HTTP/1.1 needs one (a header rule may have removed the upstream's): the URL's host, and
-    // its port unless it is 80, as hyper-util's client adds (never the URL's user info).
+    // HTTP/1.1 needs one (a header rule may have removed the upstream's): the one proxied
+    // requests carry by default.
     if !req.headers().contains_key(http::header::HOST) {
-        let host = match uri.port_u16() {
-            Some(port) if port != 80 => format!("{}:{port}", authority.host()),
-            _ => authority.host().to_owned(),
-        };
-        let host = http::HeaderValue::from_str(&host).map_err(|e| H1Error::Connect(Box::new(e)))?;
+        let host = http::HeaderValue::from_str(crate::state::host_of(&authority))
+            .map_err(|e| H1Error::Connect(Box::new(e)))?;
         req.headers_mut().insert(http::header::HOST, host);
     }
     // Origin form on the wire: the path and query only.
@@ -207,7 +204,7 @@ pub async fn send(
             _ => return Err(H1Error::Send(e.into_error())),
         },
     };
-    Ok(resp.map(|inner| PooledBody {
+    Ok(resp.map(|inner| UpstreamBody {
         inner,
         back: Some(GiveBack {
             conns: conns.clone(),
@@ -245,22 +242,34 @@ struct GiveBack {
     idle_timeout: Duration,
 }
 
-/// A response body on a pooled connection: hyper's, passed through frame by frame; at its end
-/// the connection returns to its thread's list. Dropped before its end, it closes the connection.
-pub struct PooledBody {
+/// An upstream response body: hyper's, passed through frame by frame. On a pooled connection,
+/// the connection returns to its thread's list at the body's end; dropped before its end, the
+/// body closes it. (Responses through hyper-util's pool carry nothing to give back.)
+pub struct UpstreamBody {
     inner: Incoming,
     back: Option<GiveBack>,
 }
 
-impl std::fmt::Debug for PooledBody {
+impl From<Incoming> for UpstreamBody {
+    fn from(inner: Incoming) -> Self {
+        Self { inner, back: None }
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBody")
-            .field("kept", &self.back.is_some())
+        f.debug_struct("UpstreamBody")
+            .field("pooled", &self.back.is_some())
             .finish()
     }
 }
 
-impl PooledBody {
+impl UpstreamBody {
+    /// Whether the body's connection goes back to a thread's list at its end.
+    pub fn is_pooled(&self) -> bool {
+        self.back.is_some()
+    }
+
     fn give_back(&mut self) {
         if let Some(b) = self.back.take() {
             b.conns
@@ -269,7 +278,7 @@ impl PooledBody {
     }
 }
 
-impl Drop for PooledBody {
+impl Drop for UpstreamBody {
     /// A body that ended without being polled to its end (an empty one — `HEAD`, 204, 304,
     /// `Content-Length: 0` — which servers do not poll) still gives its connection back; one
     /// dropped halfway does not (`give_back` keeps only a connection ready for a request).
@@ -280,7 +289,7 @@ impl Drop for PooledBody {
     }
 }
 
-impl HttpBody for PooledBody {
+impl HttpBody for UpstreamBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -378,7 +387,7 @@ mod tests {
             .expect("request")
     }
 
-    async fn body_of(resp: http::Response<PooledBody>) -> Bytes {
+    async fn body_of(resp: http::Response<UpstreamBody>) -> Bytes {
         resp.into_body().collect().await.expect("body").to_bytes()
     }
 
@@ -433,8 +442,8 @@ mod tests {
             let resp = send(&conns, &s, get(&url)).await.expect("answered");
             assert_eq!(body_of(resp).await, "ok", "request {i}");
             if i % 2 == 0 {
-                // Now and then the close has arrived before the next checkout; otherwise the
-                // next request finds the connection closed when it tries to send.
+                // Now and then a pause, so that the close is certainly seen before the next
+                // checkout; without one it is seen at the checkout or before the write.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }

@@ -28,6 +28,13 @@ pub struct UpstreamBase {
     pub host: http::HeaderValue,
 }
 
+/// The `Host` header for an upstream URL's authority: host and port as the URL writes them,
+/// without user info — what Go (GPT-Load) sends, and over HTTP/2 the same as the `:authority`
+/// hyper derives from the URL.
+pub fn host_of(authority: &http::uri::Authority) -> &str {
+    authority.as_str().rsplit('@').next().unwrap_or_default()
+}
+
 impl UpstreamBase {
     pub fn parse(url: &str) -> Option<Self> {
         let uri: http::Uri = url.trim().parse().ok()?;
@@ -36,9 +43,7 @@ impl UpstreamBase {
             return None;
         }
         let authority = uri.authority()?;
-        // Host and port as the URL writes them, without user info: what Go (GPT-Load) sends, and
-        // over HTTP/2 the same as the `:authority` hyper derives from the URL.
-        let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+        let host = host_of(authority);
         Some(Self {
             origin: format!("{scheme}://{authority}"),
             path: uri.path().trim_end_matches('/').to_owned(),

@@ -418,28 +418,20 @@ async fn log_delivered_twice_on(backend: Backend) {
         })
         .await
     };
+    // One stream entry holding `ids`' logs, as a worker pushes them.
+    let push = |ids: &[&str]| {
+        let batch = Value::Array(ids.iter().map(|id| record(id)).collect()).to_string();
+        redis(&["XADD", &stream, "*", "b", &batch]);
+    };
     let first = uuid::Uuid::now_v7().to_string();
     let second = uuid::Uuid::now_v7().to_string();
     // The same log in two entries of one read, and twice in one entry.
-    let batch = json!([record(&first)]).to_string();
-    redis(&["XADD", &stream, "*", "b", &batch]);
-    redis(&["XADD", &stream, "*", "b", &batch]);
-    redis(&[
-        "XADD",
-        &stream,
-        "*",
-        "b",
-        &json!([record(&second), record(&second)]).to_string(),
-    ]);
+    push(&[&first]);
+    push(&[&first]);
+    push(&[&second, &second]);
     assert!(flushed().await, "entries left unread\n{}", c.master.logs());
     // Both again, after they were written.
-    redis(&[
-        "XADD",
-        &stream,
-        "*",
-        "b",
-        &json!([record(&first), record(&second)]).to_string(),
-    ]);
+    push(&[&first, &second]);
     assert!(flushed().await, "entries left unread\n{}", c.master.logs());
 
     let (_, v) = c

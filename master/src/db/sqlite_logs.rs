@@ -139,11 +139,8 @@ fn write(
         // lookup and the inserts.
         let mut written = std::collections::HashSet::new();
         if replay == Replay::Possible {
-            let mut rest = batch;
-            for size in logs::chunk_sizes(batch.len()) {
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
-                let mut q = tx.prepare_cached(&logs::existing_sql(Backend::Sqlite, size))?;
+            for chunk in logs::sized_chunks(batch) {
+                let mut q = tx.prepare_cached(&logs::existing_sql(Backend::Sqlite, chunk.len()))?;
                 for (i, l) in chunk.iter().enumerate() {
                     q.raw_bind_parameter(i + 1, &l.id)?;
                 }
@@ -153,16 +150,13 @@ fn write(
                 }
             }
         }
-        let batch = logs::to_write(batch, &written);
+        let batch = logs::to_write(batch, replay, &written);
         let fx = logs::side_effects(&batch);
         // The pool's statements: many rows each (one cursor per index for all of them, so each
         // row's index entries are appended without a descent from the root), in at most eight
         // sizes, each prepared once.
-        let mut rest = &batch[..];
-        for size in logs::chunk_sizes(batch.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let mut insert = tx.prepare_cached(&logs::insert_sql(Backend::Sqlite, size))?;
+        for chunk in logs::sized_chunks(&batch) {
+            let mut insert = tx.prepare_cached(&logs::insert_sql(Backend::Sqlite, chunk.len()))?;
             for (i, l) in chunk.iter().enumerate() {
                 bind_row(&mut insert, i * 20, l)?;
             }

@@ -48,6 +48,16 @@ pub(crate) fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
+/// `items` cut into the [`chunk_sizes`] of its length.
+pub(crate) fn sized_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    chunk_sizes(items.len()).map(move |n| {
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        chunk
+    })
+}
+
 /// The INSERT of `rows` logs (20 values each, in [`COLUMNS`] order) that skips ids already
 /// written, in each backend's spelling. SQLite's `OR IGNORE` (rather than `ON CONFLICT (id) DO
 /// NOTHING`) leaves no constraint that could abort the statement halfway, so SQLite keeps no
@@ -370,12 +380,16 @@ pub(crate) fn existing_sql(backend: Backend, n: usize) -> String {
 /// logs as not written, and both would count them); released at commit or rollback.
 const REPLAY_LOCK_POSTGRES: &str = "SELECT pg_advisory_xact_lock(7370931241)";
 
-/// The logs of `batch` to write: all of them, or for a [`Replay::Possible`] batch those whose id
-/// is neither in `written` nor earlier in the batch.
+/// The logs of `batch` to write: all of a [`Replay::New`] batch; of a [`Replay::Possible`] one,
+/// those whose id is neither in `written` nor earlier in the batch.
 pub(crate) fn to_write<'a>(
     batch: &'a [RequestLogRecord],
+    replay: Replay,
     written: &std::collections::HashSet<String>,
 ) -> Vec<&'a RequestLogRecord> {
+    if replay == Replay::New {
+        return batch.iter().collect();
+    }
     let mut seen = std::collections::HashSet::new();
     batch
         .iter()
@@ -403,11 +417,8 @@ pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) ->
             if db.backend() == Backend::Postgres {
                 sqlx::query(REPLAY_LOCK_POSTGRES).execute(&mut *tx).await?;
             }
-            let mut rest = batch;
-            for size in chunk_sizes(batch.len()) {
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
-                let sql = existing_sql(db.backend(), size);
+            for chunk in sized_chunks(batch) {
+                let sql = existing_sql(db.backend(), chunk.len());
                 let sql = db.sql(&sql);
                 let mut q = sqlx::query_scalar::<_, String>(&sql);
                 for l in chunk {
@@ -416,12 +427,9 @@ pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) ->
                 written.extend(q.fetch_all(&mut *tx).await?);
             }
         }
-        let logs = to_write(batch, &written);
+        let logs = to_write(batch, replay, &written);
         let fx = side_effects(&logs);
-        let mut rest = &logs[..];
-        for size in chunk_sizes(logs.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
+        for chunk in sized_chunks(&logs) {
             let sql = insert_sql(db.backend(), chunk.len());
             let sql = db.sql(&sql);
             let mut q = sqlx::query(&sql);
