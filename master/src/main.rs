@@ -9,12 +9,12 @@ use gpt_load_common::env::ProcessEnv;
 use gpt_load_master::app::App;
 use gpt_load_master::cli::{Cli, Command};
 
+mod alloc;
+
 /// mimalloc: the proxy allocates small, short-lived buffers on every request; glibc's allocator
-/// cost ~20 % of the CPU under load (arena locks, consolidation). Its `override` feature makes it
-/// `malloc`/`free` for the C code too: the bundled SQLite writing the request logs spent ~3 % of
-/// the process's CPU in glibc's allocator.
+/// cost ~20 % of the CPU under load (arena locks, consolidation). Called as [`alloc`] describes.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("gpt-load: {msg}");

@@ -31,32 +31,49 @@ use crate::state::{GroupRuntime, Runtime, WorkerState};
 
 static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
-/// Request headers never forwarded upstream: the client's credentials and hop-by-hop headers.
-const STRIP_REQUEST: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "x-goog-api-key",
-    "host",
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Response headers never copied back to the client.
-const STRIP_RESPONSE: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
-];
+/// Request headers never forwarded upstream: the client's credentials and hop-by-hop headers.
+/// (`HeaderName`s, not strings: comparing a standard header is comparing a tag, and removing
+/// one by name needs no parse.)
+fn strip_request(name: &HeaderName) -> bool {
+    use http::header::{
+        AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION, TE, TRAILER,
+        TRANSFER_ENCODING, UPGRADE,
+    };
+    [
+        &AUTHORIZATION,
+        &HOST,
+        &CONTENT_LENGTH,
+        &CONNECTION,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+        &channel::X_API_KEY,
+        &channel::X_GOOG_API_KEY,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+    ]
+    .contains(&name)
+}
+
+/// Removes the response headers never copied back to the client (hop-by-hop).
+fn strip_response(headers: &mut HeaderMap) {
+    use http::header::{CONNECTION, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    for h in [
+        &CONNECTION,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+        &TRAILER,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+    ] {
+        headers.remove(h);
+    }
+}
 
 /// The client's proxy key, and the query string without a `key=` parameter.
 pub fn extract_client_key(headers: &HeaderMap, query: Option<&str>) -> (String, Option<String>) {
@@ -75,18 +92,18 @@ pub fn extract_client_key(headers: &HeaderMap, query: Option<&str>) -> (String, 
         };
     }
     if key.is_empty() {
-        let h = |n: &str| {
+        let h = |n: &HeaderName| {
             headers
                 .get(n)
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
-        key = h("authorization")
+        key = h(&http::header::AUTHORIZATION)
             .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
             .filter(|v| !v.is_empty())
-            .or_else(|| h("x-api-key"))
-            .or_else(|| h("x-goog-api-key"))
+            .or_else(|| h(&channel::X_API_KEY))
+            .or_else(|| h(&channel::X_GOOG_API_KEY))
             .unwrap_or_default()
             .to_owned();
     }
@@ -409,7 +426,7 @@ pub fn throttled(wait: Duration) -> Response {
 fn forward_headers(src: &HeaderMap) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(src.len());
     for (k, v) in src {
-        if !STRIP_REQUEST.contains(&k.as_str()) {
+        if !strip_request(k) {
             h.append(k.clone(), v.clone());
         }
     }
@@ -595,7 +612,7 @@ async fn run(
 
         let attempt_start = Instant::now();
         let span = attempt_span(&member, &ctx.facts.model, attempt, key.key.id);
-        let outcome = Box::pin(attempt_once(&ctx, &member, &url, headers, body))
+        let outcome = Box::pin(attempt_once(&ctx, &member, url, headers, body))
             .instrument(span.clone())
             .await;
         if !span.is_disabled() {
@@ -633,9 +650,7 @@ async fn run(
                     RequestType::Final,
                     upstream_addr,
                 );
-                for h in STRIP_RESPONSE {
-                    parts.headers.remove(*h);
-                }
+                strip_response(&mut parts.headers);
                 if ctx.facts.stream {
                     parts
                         .headers
@@ -779,7 +794,7 @@ fn reset_failures(state: &WorkerState, group_id: i64, key_id: i64) {
 async fn attempt_once(
     ctx: &Ctx,
     member: &GroupRuntime,
-    url: &str,
+    url: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> AttemptOutcome {
@@ -793,7 +808,8 @@ async fn attempt_once(
         verdict: failure::classify_transport(),
         message: msg,
     };
-    let uri: http::Uri = match url.parse() {
+    // From the `String` itself: its buffer becomes the `Uri`'s, not a copy of it.
+    let uri = match http::Uri::try_from(url) {
         Ok(u) => u,
         Err(e) => {
             return transport_failure(
@@ -1108,6 +1124,27 @@ mod tests {
         let names: Vec<_> = f.keys().map(|k| k.as_str().to_owned()).collect();
         assert_eq!(names.len(), 2);
         assert!(f.contains_key("x-keep") && f.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_by_hop_response_headers_are_not_copied_back() {
+        let mut h = HeaderMap::new();
+        for n in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+            "trailer",
+            "content-type",
+            "x-request-id",
+        ] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static("v"));
+        }
+        strip_response(&mut h);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-type", "x-request-id"]);
     }
 
     #[test]
