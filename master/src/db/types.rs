@@ -290,6 +290,12 @@ impl Zone {
 
 /// Appends `v` in decimal, zero-padded to `width` digits (more when `v` needs them).
 fn push_padded(s: &mut Vec<u8>, v: u32, width: usize) {
+    // Most fields are two digits: no buffer and no copy for them.
+    if width == 2 && v < 100 {
+        s.push(b'0' + (v / 10) as u8);
+        s.push(b'0' + (v % 10) as u8);
+        return;
+    }
     let mut buf = [b'0'; 10];
     let mut i = buf.len();
     let mut v = v;
