@@ -15,8 +15,11 @@
 //! as hyper closes a connection whose exchange was cut. A connection the upstream closed while
 //! idle is dropped at checkout once its task has seen the close; one whose close is seen only
 //! after the checkout, before the request was written, is replaced by a new connection for the
-//! same request, as hyper-util's client does. (A close that crosses the request on the wire fails
-//! it, with either client.)
+//! same request, as hyper-util's client does. A close that crosses the request on the wire (the
+//! request written, the connection closed before any answer) sends the request again once on a
+//! new connection, as Go's HTTP client does (hyper-util's fails it), when the connection had been
+//! idle at least [`RESEND_AFTER_IDLE`]: an upstream closes an idle connection when its keep-alive
+//! ends, and copying every request in case would cost ~1 % of the CPU of a proxied request.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,12 +77,18 @@ pub struct H1Settings {
 impl ThreadConns {
     /// An idle connection to `authority` that is ready for a request; closed, expired and
     /// not-ready ones met on the way are dropped.
-    fn checkout(&self, authority: &Authority, idle_timeout: Duration) -> Option<Sender> {
+    /// Returns it with how long it was idle.
+    fn checkout(
+        &self,
+        authority: &Authority,
+        idle_timeout: Duration,
+    ) -> Option<(Sender, Duration)> {
         let mut idle = self.idle.lock();
         while let Some(i) = idle.iter().rposition(|c| c.authority == *authority) {
             let c = idle.swap_remove(i);
-            if c.sender.is_ready() && c.since.elapsed() < idle_timeout {
-                return Some(c.sender);
+            let idle_for = c.since.elapsed();
+            if c.sender.is_ready() && idle_for < idle_timeout {
+                return Some((c.sender, idle_for));
             }
         }
         None
@@ -186,23 +195,35 @@ pub async fn send(
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"))
         .into();
-    let (mut sender, reused) = match conns.checkout(&authority, settings.idle_timeout) {
-        Some(s) => (s, true),
+    let (mut sender, idle_for) = match conns.checkout(&authority, settings.idle_timeout) {
+        Some((s, idle_for)) => (s, Some(idle_for)),
         // Boxed: the rare path's future would otherwise enlarge every request's.
-        None => (Box::pin(connect(settings, &uri)).await?, false),
+        None => (Box::pin(connect(settings, &uri)).await?, None),
     };
+    let reused = idle_for.is_some();
+    // A connection idle long enough for the upstream's keep-alive to end may be closed just as
+    // the request goes out: a copy to send again then (headers, and the body's shared bytes).
+    let copy = idle_for
+        .is_some_and(|d| d >= RESEND_AFTER_IDLE)
+        .then(|| copy_of(&req));
     let resp = match sender.try_send_request(req).await {
         Ok(r) => r,
-        Err(mut e) => match e.take_message() {
-            // Closed before the request was written: a connection that went stale while idle.
-            Some(req) if reused => {
-                sender = Box::pin(connect(settings, &uri)).await?;
-                Box::pin(sender.send_request(req))
-                    .await
-                    .map_err(H1Error::Send)?
-            }
-            _ => return Err(H1Error::Send(e.into_error())),
-        },
+        Err(mut e) => {
+            let again = match (e.take_message(), copy) {
+                // Closed before the request was written: a connection that went stale while
+                // idle.
+                (Some(req), _) if reused => req,
+                // Closed after it was written, before any answer: the upstream closed the idle
+                // connection as the request went out. Sent again once, on a new connection, as
+                // Go's HTTP client does (GPT-Load's) — the key is not to blame.
+                (None, Some(copy)) if e.error().is_incomplete_message() => copy,
+                _ => return Err(H1Error::Send(e.into_error())),
+            };
+            sender = Box::pin(connect(settings, &uri)).await?;
+            Box::pin(sender.send_request(again))
+                .await
+                .map_err(H1Error::Send)?
+        }
     };
     Ok(resp.map(|inner| UpstreamBody {
         inner,
@@ -214,6 +235,21 @@ pub async fn send(
             idle_timeout: settings.idle_timeout,
         }),
     }))
+}
+
+/// How long a connection must have been idle for a request on it to be sent again when the
+/// upstream closes it without an answer (below every common keep-alive timeout: Go's 90 s,
+/// nginx's 75 s, Node's 5 s, gunicorn's 2 s).
+const RESEND_AFTER_IDLE: Duration = Duration::from_millis(500);
+
+/// A copy of `req` to send again: method, URI, version, headers, and the body (shared bytes).
+fn copy_of(req: &http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
+    let mut copy = http::Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 /// A new connection to `uri`'s authority, served by a task on the current runtime.
@@ -448,6 +484,98 @@ mod tests {
             }
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 20);
+    }
+
+    /// The race a resend covers: the upstream closes a kept connection after it went idle, and
+    /// the close is not yet seen when the next request goes out on it (it still looks ready).
+    /// Deterministic: the server (a thread of its own) closes when told, and the test's thread
+    /// then blocks for `idle` (the FIN arrives while its runtime polls nothing) before sending
+    /// again. Returns the second request's outcome and how many connections the server took.
+    async fn send_over_a_connection_closed_unseen(
+        idle: Duration,
+    ) -> (Result<Bytes, H1Error>, usize) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let done = Arc::new(AtomicBool::new(false));
+        let client_done = done.clone();
+        let server = std::thread::spawn(move || {
+            let mut accepted = 0;
+            // Non-blocking accepts polled until a deadline: a test whose client gave up does
+            // not leave the thread waiting for a second connection.
+            listener.set_nonblocking(true).expect("nonblocking");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while accepted < 2 && !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let mut s = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                s.set_nonblocking(false).expect("blocking");
+                accepted += 1;
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut chunk).expect("read");
+                    assert!(n > 0, "closed before a request");
+                    head.extend_from_slice(&chunk[..n]);
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .expect("write");
+                if accepted == 1 {
+                    // Kept open (keep-alive) until the client holds it idle, then closed.
+                    close_rx.recv().expect("told to close");
+                    drop(s);
+                    closed_tx.send(()).expect("report");
+                }
+            }
+            accepted
+        });
+        let url = format!("http://{addr}/v1/models");
+        let conns = Arc::new(ThreadConns::default());
+        let s = settings(Duration::from_secs(90), 4);
+        let resp = send(&conns, &s, get(&url)).await.expect("answered");
+        assert_eq!(body_of(resp).await, "ok");
+        // Let the connection's task settle into waiting for the next request.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(conns.idle_count(), 1, "kept");
+        close_tx.send(()).expect("tell");
+        closed_rx.recv().expect("closed");
+        std::thread::sleep(idle);
+        assert!(
+            conns.idle.lock().iter().all(|c| c.sender.is_ready()),
+            "the closed connection still looks ready"
+        );
+        let second = match send(&conns, &s, get(&url)).await {
+            Ok(resp) => Ok(body_of(resp).await),
+            Err(e) => Err(e),
+        };
+        client_done.store(true, Ordering::SeqCst);
+        (second, server.join().expect("server"))
+    }
+
+    #[tokio::test]
+    async fn a_request_crossing_a_keep_alive_close_goes_out_again_on_a_new_connection() {
+        let (second, accepted) = send_over_a_connection_closed_unseen(RESEND_AFTER_IDLE).await;
+        assert_eq!(second.expect("sent again"), "ok");
+        assert_eq!(accepted, 2, "on a second connection");
+    }
+
+    /// Below the idle time a keep-alive could end in, the request is not copied: the close fails
+    /// it (the proxy then tries another key, as for any transport error).
+    #[tokio::test]
+    async fn a_connection_closed_after_a_short_idle_fails_the_request_written_on_it() {
+        let (second, accepted) =
+            send_over_a_connection_closed_unseen(Duration::from_millis(30)).await;
+        match second {
+            Err(H1Error::Send(e)) => assert!(e.is_incomplete_message(), "{e:?}"),
+            other => panic!("expected an incomplete message, got {other:?}"),
+        }
+        assert_eq!(accepted, 1);
     }
 
     #[tokio::test]
