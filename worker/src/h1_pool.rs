@@ -16,10 +16,14 @@
 //! idle is dropped at checkout once its task has seen the close; one whose close is seen only
 //! after the checkout, before the request was written, is replaced by a new connection for the
 //! same request, as hyper-util's client does. A close that crosses the request on the wire (the
-//! request written, the connection closed before any answer) sends the request again once on a
-//! new connection, as Go's HTTP client does (hyper-util's fails it), when the connection had been
-//! idle at least [`RESEND_AFTER_IDLE`]: an upstream closes an idle connection when its keep-alive
-//! ends, and copying every request in case would cost ~1 % of the CPU of a proxied request.
+//! request written, the connection closed before a complete answer) fails a request that may not
+//! be repeated — a `POST` without an idempotency key, as every chat completion is: the upstream
+//! may have received it, and the proxy's own retry policy decides what comes next. A request that
+//! may be repeated (Go's `isReplayable`: `GET`, `HEAD`, `OPTIONS`, `TRACE`, or one carrying
+//! `Idempotency-Key` / `X-Idempotency-Key`) goes out again once on a new connection, as Go's HTTP
+//! client (GPT-Load's) sends it again, when the connection had been idle at least
+//! [`RESEND_AFTER_IDLE`]: an upstream closes an idle connection when its keep-alive ends, and a
+//! copy of every request in case would cost ~1 % of the CPU of a proxied request.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -202,9 +206,9 @@ pub async fn send(
     };
     let reused = idle_for.is_some();
     // A connection idle long enough for the upstream's keep-alive to end may be closed just as
-    // the request goes out: a copy to send again then (headers, and the body's shared bytes).
-    let copy = idle_for
-        .is_some_and(|d| d >= RESEND_AFTER_IDLE)
+    // the request goes out: a copy to send again then, if it may be repeated (headers, and the
+    // body's shared bytes).
+    let copy = (idle_for.is_some_and(|d| d >= RESEND_AFTER_IDLE) && replayable(&req))
         .then(|| copy_of(&req));
     let resp = match sender.try_send_request(req).await {
         Ok(r) => r,
@@ -213,9 +217,9 @@ pub async fn send(
                 // Closed before the request was written: a connection that went stale while
                 // idle.
                 (Some(req), _) if reused => req,
-                // Closed after it was written, before any answer: the upstream closed the idle
-                // connection as the request went out. Sent again once, on a new connection, as
-                // Go's HTTP client does (GPT-Load's) — the key is not to blame.
+                // Closed after it was written, before a complete answer: the upstream closed
+                // the idle connection as the request went out. A repeatable request is sent
+                // again once, on a new connection (the key is not to blame).
                 (None, Some(copy)) if e.error().is_incomplete_message() => copy,
                 _ => return Err(H1Error::Send(e.into_error())),
             };
@@ -241,6 +245,20 @@ pub async fn send(
 /// upstream closes it without an answer (below every common keep-alive timeout: Go's 90 s,
 /// nginx's 75 s, Node's 5 s, gunicorn's 2 s).
 const RESEND_AFTER_IDLE: Duration = Duration::from_millis(500);
+
+static IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("idempotency-key");
+static X_IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("x-idempotency-key");
+
+/// Whether a request already written may be sent again: Go's `Request.isReplayable` (a safe
+/// method, or a client that declared the request idempotent).
+fn replayable(req: &http::Request<Full<Bytes>>) -> bool {
+    use http::Method;
+    matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) || req.headers().contains_key(&IDEMPOTENCY_KEY)
+        || req.headers().contains_key(&X_IDEMPOTENCY_KEY)
+}
 
 /// A copy of `req` to send again: method, URI, version, headers, and the body (shared bytes).
 fn copy_of(req: &http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
@@ -493,6 +511,7 @@ mod tests {
     /// again. Returns the second request's outcome and how many connections the server took.
     async fn send_over_a_connection_closed_unseen(
         idle: Duration,
+        second: fn(&str) -> http::Request<Full<Bytes>>,
     ) -> (Result<Bytes, H1Error>, usize) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -517,12 +536,23 @@ mod tests {
                 };
                 s.set_nonblocking(false).expect("blocking");
                 accepted += 1;
-                let mut head = Vec::new();
+                // The whole request, body included (unread bytes would make the close a reset).
+                let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let whole = |buf: &[u8]| {
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    (buf.len() >= end + 4 + len).then_some(())
+                };
+                while whole(&buf).is_none() {
                     let n = s.read(&mut chunk).expect("read");
                     assert!(n > 0, "closed before a request");
-                    head.extend_from_slice(&chunk[..n]);
+                    buf.extend_from_slice(&chunk[..n]);
                 }
                 s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                     .expect("write");
@@ -550,7 +580,7 @@ mod tests {
             conns.idle.lock().iter().all(|c| c.sender.is_ready()),
             "the closed connection still looks ready"
         );
-        let second = match send(&conns, &s, get(&url)).await {
+        let second = match send(&conns, &s, second(&url)).await {
             Ok(resp) => Ok(body_of(resp).await),
             Err(e) => Err(e),
         };
@@ -558,23 +588,55 @@ mod tests {
         (second, server.join().expect("server"))
     }
 
-    #[tokio::test]
-    async fn a_request_crossing_a_keep_alive_close_goes_out_again_on_a_new_connection() {
-        let (second, accepted) = send_over_a_connection_closed_unseen(RESEND_AFTER_IDLE).await;
-        assert_eq!(second.expect("sent again"), "ok");
-        assert_eq!(accepted, 2, "on a second connection");
+    /// A chat completion as clients send it: `POST` with a body, no idempotency key.
+    fn post(url: &str) -> http::Request<Full<Bytes>> {
+        let mut req = get(url);
+        *req.method_mut() = http::Method::POST;
+        *req.body_mut() = Full::new(Bytes::from_static(b"{\"model\":\"m\"}"));
+        req
     }
 
-    /// Below the idle time a keep-alive could end in, the request is not copied: the close fails
-    /// it (the proxy then tries another key, as for any transport error).
+    fn post_with_idempotency_key(url: &str) -> http::Request<Full<Bytes>> {
+        let mut req = post(url);
+        req.headers_mut()
+            .insert(&IDEMPOTENCY_KEY, http::HeaderValue::from_static("k-1"));
+        req
+    }
+
     #[tokio::test]
-    async fn a_connection_closed_after_a_short_idle_fails_the_request_written_on_it() {
-        let (second, accepted) =
-            send_over_a_connection_closed_unseen(Duration::from_millis(30)).await;
+    async fn a_repeatable_request_crossing_a_keep_alive_close_goes_out_again_on_a_new_connection() {
+        for second in [get, post_with_idempotency_key] {
+            let (second, accepted) =
+                send_over_a_connection_closed_unseen(RESEND_AFTER_IDLE, second).await;
+            assert_eq!(second.expect("sent again"), "ok");
+            assert_eq!(accepted, 2, "on a second connection");
+        }
+    }
+
+    fn assert_incomplete(second: Result<Bytes, H1Error>) {
         match second {
             Err(H1Error::Send(e)) => assert!(e.is_incomplete_message(), "{e:?}"),
             other => panic!("expected an incomplete message, got {other:?}"),
         }
+    }
+
+    /// A `POST` without an idempotency key is never sent twice: the upstream may have received
+    /// it. The close fails it (the proxy's retry policy takes over).
+    #[tokio::test]
+    async fn a_post_crossing_a_keep_alive_close_is_not_sent_again() {
+        let (second, accepted) =
+            send_over_a_connection_closed_unseen(RESEND_AFTER_IDLE, post).await;
+        assert_incomplete(second);
+        assert_eq!(accepted, 1);
+    }
+
+    /// Below the idle time a keep-alive could end in, no copy is made: the close fails even a
+    /// repeatable request.
+    #[tokio::test]
+    async fn a_connection_closed_after_a_short_idle_fails_the_request_written_on_it() {
+        let (second, accepted) =
+            send_over_a_connection_closed_unseen(Duration::from_millis(30), get).await;
+        assert_incomplete(second);
         assert_eq!(accepted, 1);
     }
 
