@@ -13,8 +13,9 @@ export GPT_LOAD_TEST_PYTHON="$PWD/.venv/bin/python"
 # The web UI: install, type-check, unit tests, production build (the binary serves ui/dist).
 # `npm install`, not `npm ci`: the registry reachable here serves only this platform's optional
 # packages (rollup's and esbuild's binaries for other systems answer 404), so the lock file cannot
-# list them and `npm ci` would refuse it as out of sync. `npm install` still follows the lock file.
-npm --prefix ui install --no-audit --no-fund --loglevel=error
+# list them and `npm ci` would refuse it as out of sync. `npm install` still follows the lock file;
+# `--no-save` keeps it from writing the other platforms' optional packages into it.
+npm --prefix ui install --no-audit --no-fund --loglevel=error --no-save
 npm --prefix ui run lint
 npm --prefix ui test
 npm --prefix ui run build
