@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of the data plane (issue 3): a fast mock upstream, gpt-load (release build, SQLite,
-# request logging on and written as it goes) and nginx as a plain reverse proxy, all on loopback
-# and sharing this machine's cores with the load generators. Reports, for direct / nginx /
-# gpt-load: requests per second at 32 connections (wrk), proxy CPU time per request, latency at a
+# request logging on and written as it goes) and nginx as a plain reverse proxy (without and with
+# its access log), all on loopback and sharing this machine's cores with the load generators.
+# Reports, for direct / nginx / nginx+log / gpt-load: requests per second at 32 connections (wrk),
+# proxy CPU time per request (and its user-space part), latency at a
 # fixed 50 req/s (p50/p99), time to the first streamed event, and gpt-load's RSS while streaming a
 # large response. Needs nginx and wrk (Debian packages). BENCH_SECONDS sets the run length (10).
 set -euo pipefail
@@ -82,6 +83,10 @@ done
 redis_cmds() { redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\).*/\1 \2/p' | sort; }
 
 NGX_PORT=$(free_port)
+NGX_LOG_PORT=$(free_port)
+# Two servers on the same workers: "nginx" without an access log (the strict comparison) and
+# "nginx+log" with its default one (a line per request to a file, as Debian's nginx.conf has it):
+# gpt-load writes a log row per request, so this is the like-for-like one.
 cat >"$OUT/nginx.conf" <<NGX
 worker_processes auto;
 pid $OUT/nginx.pid;
@@ -92,6 +97,11 @@ http {
   upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGX_PORT;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+  server {
+    listen 127.0.0.1:$NGX_LOG_PORT;
+    access_log $OUT/nginx-access.log;
     location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
   }
 }
@@ -112,31 +122,35 @@ LUA
 
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { local t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+user_ticks() { local t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14}' "/proc/$p/stat"))); done; echo $t; }
 nginx_pids() { pgrep -f "nginx.*$OUT/nginx.conf" | tr '\n' ' '; pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' '; }
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
   [nginx]="http://127.0.0.1:$NGX_PORT/v1/chat/completions"
+  [nginx+log]="http://127.0.0.1:$NGX_LOG_PORT/v1/chat/completions"
   [gpt-load]="http://127.0.0.1:$GL_PORT/proxy/bench/v1/chat/completions"
   [gpt-load+metrics]="http://127.0.0.1:${GL_PORTS[gpt-load+metrics]}/proxy/bench/v1/chat/completions"
   [gpt-load+otel]="http://127.0.0.1:${GL_PORTS[gpt-load+otel]}/proxy/bench/v1/chat/completions"
   [worker]="http://127.0.0.1:$W_PORT/proxy/bench/v1/chat/completions"
 )
-TARGETS=${BENCH_TARGETS:-"direct nginx gpt-load gpt-load+metrics gpt-load+otel worker"}
-declare -A RPS CPU P50 P99 TTFB
+TARGETS=${BENCH_TARGETS:-"direct nginx nginx+log gpt-load gpt-load+metrics gpt-load+otel worker"}
+declare -A RPS CPU USER P50 P99 TTFB
 for name in $TARGETS; do
   url=${URL[$name]}
   wrk -t2 -c"$CONNS" -d2s -s "$OUT/post.lua" "$url" >/dev/null
   case $name in
     gpt-load*|worker) pids="${GL_PIDS[$name]}" ;;
-    nginx) pids=$(nginx_pids) ;;
+    nginx*) pids=$(nginx_pids) ;;
     *) pids="" ;;
   esac
   [ "$name" = worker ] && redis_cmds >"$OUT/redis-before.txt"
   [ "$name" = worker ] && others_before=$(cpu_ticks "$REDIS_PID" "${GL_PIDS[master]}")
   before=$(cpu_ticks $pids)
+  user_before=$(user_ticks $pids)
   wrk -t2 -c"$CONNS" -d"${DUR}s" -s "$OUT/post.lua" "$url" >"$OUT/wrk-$name.txt"
   after=$(cpu_ticks $pids)
+  user_after=$(user_ticks $pids)
   reqs=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name.txt")
   if [ "$name" = worker ]; then
     others_after=$(cpu_ticks "$REDIS_PID" "${GL_PIDS[master]}")
@@ -150,8 +164,10 @@ for name in $TARGETS; do
   if grep -q "Non-2xx" "$OUT/wrk-$name.txt"; then echo "bench.sh: $name answered errors:" >&2; cat "$OUT/wrk-$name.txt" >&2; fi
   if [ -n "$pids" ]; then
     CPU[$name]=$(python3 -c "print(round(($after-$before)/$TICK/$reqs*1e6,1))")
+    USER[$name]=$(python3 -c "print(round(($user_after-$user_before)/$TICK/$reqs*1e6,1))")
   else
     CPU[$name]="-"
+    USER[$name]="-"
   fi
   sleep 1
   r=$("$BIN/loadgen" rate "$url" 50 "$DUR" --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --body "$OUT/body.json")
@@ -196,14 +212,15 @@ pct() { python3 -c "print(round(100*$1/$2))"; }
 {
   echo "## gpt-load benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s runs, $CONNS connections"
   echo
-  echo "| target | req/s (wrk, $CONNS conns) | proxy CPU µs/req | p50 @50 req/s | p99 @50 req/s | first streamed byte (p50) |"
-  echo "|---|---|---|---|---|---|"
+  echo "| target | req/s (wrk, $CONNS conns) | proxy CPU µs/req | of which user space | p50 @50 req/s | p99 @50 req/s | first streamed byte (p50) |"
+  echo "|---|---|---|---|---|---|---|"
   for name in $TARGETS; do
-    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${P50[$name]} µs | ${P99[$name]} µs | ${TTFB[$name]} µs |"
+    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${USER[$name]} | ${P50[$name]} µs | ${P99[$name]} µs | ${TTFB[$name]} µs |"
   done
   echo
   if [ -n "${RPS[nginx]:-}" ] && [ -n "${RPS[direct]:-}" ]; then
-    echo "- gpt-load throughput vs nginx: $(pct "${RPS[gpt-load]}" "${RPS[nginx]}") %"
+    echo "- gpt-load throughput vs nginx: $(pct "${RPS[gpt-load]}" "${RPS[nginx]}") %; CPU per request $(python3 -c "print(round(${CPU[gpt-load]}/${CPU[nginx]},2))")× nginx's"
+    [ -n "${RPS[nginx+log]:-}" ] && echo "- vs nginx with its access log on: throughput $(pct "${RPS[gpt-load]}" "${RPS[nginx+log]}") %; CPU per request $(python3 -c "print(round(${CPU[gpt-load]}/${CPU[nginx+log]},2))")×"
     printf -- "- added latency vs direct at 50 req/s: p50 %+d µs, p99 %+d µs\n" $(( ${P50[gpt-load]} - ${P50[direct]} )) $(( ${P99[gpt-load]} - ${P99[direct]} ))
     printf -- "- added time to first streamed byte vs direct: %+d µs\n" $(( ${TTFB[gpt-load]} - ${TTFB[direct]} ))
   fi
