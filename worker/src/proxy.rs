@@ -59,15 +59,31 @@ fn strip_request(name: &HeaderName) -> bool {
         .contains(&name)
 }
 
-/// Removes the hop-by-hop headers of an upstream response before it goes back to the client.
+/// Removes the hop-by-hop headers of an upstream response before it goes back to the client,
+/// with those its `Connection` header names.
 fn strip_response(headers: &mut HeaderMap) {
     // A response has a handful of headers and usually none of these: one pass comparing names
     // costs less than a hashed lookup per name.
     if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        for name in connection_listed(headers) {
+            headers.remove(name);
+        }
         for h in &HOP_BY_HOP {
             headers.remove(h);
         }
     }
+}
+
+/// The fields a `Connection` header names (RFC 9110 §7.6.1): hop-by-hop as well, so a proxy
+/// removes them. Tokens that are not header names (`close`, malformed ones) name nothing here.
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// The client's proxy key, and the query string without a `key=` parameter.
@@ -418,11 +434,22 @@ pub fn throttled(wait: Duration) -> Response {
     r
 }
 
+/// The client's headers that go upstream: all but [`strip_request`]'s and those the client's
+/// `Connection` header names.
 fn forward_headers(src: &HeaderMap) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(src.len());
+    let mut connection = false;
     for (k, v) in src {
         if !strip_request(k) {
             h.append(k.clone(), v.clone());
+        } else if k == http::header::CONNECTION {
+            connection = true;
+        }
+    }
+    // Rare (HTTP/1.1 clients keep connections alive without saying so): only then a second look.
+    if connection {
+        for name in connection_listed(src) {
+            h.remove(name);
         }
     }
     h
@@ -1148,6 +1175,35 @@ mod tests {
         let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-type", "x-request-id"]);
+    }
+
+    #[test]
+    fn headers_a_connection_header_lists_are_hop_by_hop_too() {
+        // RFC 9110 §7.6.1: a proxy removes the fields a `Connection` header names, in either
+        // direction; names in any case, over several header lines, malformed tokens ignored.
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Trace-Hop ,,x-other, not a name"),
+        );
+        h.append(
+            http::header::CONNECTION,
+            HeaderValue::from_static("x-second-line"),
+        );
+        for n in ["x-trace-hop", "x-other", "x-second-line", "accept"] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static("v"));
+        }
+        let f = forward_headers(&h);
+        let names: Vec<_> = f.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["accept"]);
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        strip_response(&mut h);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "content-type"]);
     }
 
     #[test]

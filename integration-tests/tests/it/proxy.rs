@@ -124,6 +124,19 @@ async fn rotation_is_even_and_keys_are_injected() {
         !format!("{:?}", req.headers).contains(PROXY_KEY),
         "the client's proxy key never reaches the upstream"
     );
+    // Fields the client's `Connection` header names are hop-by-hop: not forwarded.
+    let r = t
+        .chat("rot")
+        .header("connection", "keep-alive, X-Hop-Only")
+        .header("x-hop-only", "for the proxy")
+        .header("x-end-to-end", "for the upstream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let req = t.mock.last_request().unwrap();
+    assert_eq!(req.header("x-hop-only"), None);
+    assert_eq!(req.header("x-end-to-end"), Some("for the upstream"));
     let body = t
         .chat("rot")
         .send()
