@@ -185,6 +185,7 @@ pub fn build(key: &ClientKey) -> UpstreamClient {
             idle_timeout: pool.idle_timeout,
             // The idle allowance is shared out, as for the per-thread pools.
             max_idle: key.max_idle_per_host.div_ceil(threads.max(1)),
+            resend_after_idle: h1_pool::RESEND_AFTER_IDLE,
         },
         connector: https,
         pool,

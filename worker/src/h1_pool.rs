@@ -76,6 +76,9 @@ pub struct H1Settings {
     pub idle_timeout: Duration,
     /// Idle connections kept per upstream authority on one thread.
     pub max_idle: usize,
+    /// A request on a connection idle at least this long may be sent again
+    /// ([`RESEND_AFTER_IDLE`]; tests set their own).
+    pub resend_after_idle: Duration,
 }
 
 impl ThreadConns {
@@ -208,7 +211,7 @@ pub async fn send(
     // A connection idle long enough for the upstream's keep-alive to end may be closed just as
     // the request goes out: a copy to send again then, if it may be repeated (headers, and the
     // body's shared bytes).
-    let copy = (idle_for.is_some_and(|d| d >= RESEND_AFTER_IDLE) && replayable(&req))
+    let copy = (idle_for.is_some_and(|d| d >= settings.resend_after_idle) && replayable(&req))
         .then(|| copy_of(&req));
     let resp = match sender.try_send_request(req).await {
         Ok(r) => r,
@@ -244,7 +247,7 @@ pub async fn send(
 /// How long a connection must have been idle for a request on it to be sent again when the
 /// upstream closes it without an answer (below every common keep-alive timeout: Go's 90 s,
 /// nginx's 75 s, Node's 5 s, gunicorn's 2 s).
-const RESEND_AFTER_IDLE: Duration = Duration::from_millis(500);
+pub const RESEND_AFTER_IDLE: Duration = Duration::from_millis(500);
 
 static IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("idempotency-key");
 static X_IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("x-idempotency-key");
@@ -428,6 +431,7 @@ mod tests {
             connector,
             idle_timeout,
             max_idle,
+            resend_after_idle: RESEND_AFTER_IDLE,
         }
     }
 
@@ -508,9 +512,11 @@ mod tests {
     /// the close is not yet seen when the next request goes out on it (it still looks ready).
     /// Deterministic: the server (a thread of its own) closes when told, and the test's thread
     /// then blocks for `idle` (the FIN arrives while its runtime polls nothing) before sending
-    /// again. Returns the second request's outcome and how many connections the server took.
+    /// again, with `resend_after_idle` as the pool's threshold. Returns the second request's
+    /// outcome and how many connections the server took.
     async fn send_over_a_connection_closed_unseen(
         idle: Duration,
+        resend_after_idle: Duration,
         second: fn(&str) -> http::Request<Full<Bytes>>,
     ) -> (Result<Bytes, H1Error>, usize) {
         use std::io::{Read, Write};
@@ -567,7 +573,10 @@ mod tests {
         });
         let url = format!("http://{addr}/v1/models");
         let conns = Arc::new(ThreadConns::default());
-        let s = settings(Duration::from_secs(90), 4);
+        let s = H1Settings {
+            resend_after_idle,
+            ..settings(Duration::from_secs(90), 4)
+        };
         let resp = send(&conns, &s, get(&url)).await.expect("answered");
         assert_eq!(body_of(resp).await, "ok");
         // Let the connection's task settle into waiting for the next request.
@@ -588,6 +597,11 @@ mod tests {
         (second, server.join().expect("server"))
     }
 
+    /// How long the keep-alive tests hold a closed connection idle (enough for the FIN to
+    /// arrive on loopback), and the resend threshold of those that expect a resend: the idle
+    /// time measured from the give-back is at least the time blocked, so never below it.
+    const TEST_IDLE: Duration = Duration::from_millis(100);
+
     /// A chat completion as clients send it: `POST` with a body, no idempotency key.
     fn post(url: &str) -> http::Request<Full<Bytes>> {
         let mut req = get(url);
@@ -607,7 +621,7 @@ mod tests {
     async fn a_repeatable_request_crossing_a_keep_alive_close_goes_out_again_on_a_new_connection() {
         for second in [get, post_with_idempotency_key] {
             let (second, accepted) =
-                send_over_a_connection_closed_unseen(RESEND_AFTER_IDLE, second).await;
+                send_over_a_connection_closed_unseen(TEST_IDLE, TEST_IDLE, second).await;
             assert_eq!(second.expect("sent again"), "ok");
             assert_eq!(accepted, 2, "on a second connection");
         }
@@ -625,17 +639,18 @@ mod tests {
     #[tokio::test]
     async fn a_post_crossing_a_keep_alive_close_is_not_sent_again() {
         let (second, accepted) =
-            send_over_a_connection_closed_unseen(RESEND_AFTER_IDLE, post).await;
+            send_over_a_connection_closed_unseen(TEST_IDLE, TEST_IDLE, post).await;
         assert_incomplete(second);
         assert_eq!(accepted, 1);
     }
 
     /// Below the idle time a keep-alive could end in, no copy is made: the close fails even a
-    /// repeatable request.
+    /// repeatable request. (A threshold far above the idle time: however slow the machine, the
+    /// connection cannot have been idle that long.)
     #[tokio::test]
     async fn a_connection_closed_after_a_short_idle_fails_the_request_written_on_it() {
         let (second, accepted) =
-            send_over_a_connection_closed_unseen(Duration::from_millis(30), get).await;
+            send_over_a_connection_closed_unseen(TEST_IDLE, Duration::from_secs(3600), get).await;
         assert_incomplete(second);
         assert_eq!(accepted, 1);
     }
