@@ -135,7 +135,7 @@ declare -A URL=(
   [worker]="http://127.0.0.1:$W_PORT/proxy/bench/v1/chat/completions"
 )
 TARGETS=${BENCH_TARGETS:-"direct nginx nginx+log gpt-load gpt-load+metrics gpt-load+otel worker"}
-declare -A RPS CPU USER P50 P99 TTFB
+declare -A RPS CPU UCPU P50 P99 TTFB
 for name in $TARGETS; do
   url=${URL[$name]}
   wrk -t2 -c"$CONNS" -d2s -s "$OUT/post.lua" "$url" >/dev/null
@@ -164,10 +164,10 @@ for name in $TARGETS; do
   if grep -q "Non-2xx" "$OUT/wrk-$name.txt"; then echo "bench.sh: $name answered errors:" >&2; cat "$OUT/wrk-$name.txt" >&2; fi
   if [ -n "$pids" ]; then
     CPU[$name]=$(python3 -c "print(round(($after-$before)/$TICK/$reqs*1e6,1))")
-    USER[$name]=$(python3 -c "print(round(($user_after-$user_before)/$TICK/$reqs*1e6,1))")
+    UCPU[$name]=$(python3 -c "print(round(($user_after-$user_before)/$TICK/$reqs*1e6,1))")
   else
     CPU[$name]="-"
-    USER[$name]="-"
+    UCPU[$name]="-"
   fi
   sleep 1
   r=$("$BIN/loadgen" rate "$url" 50 "$DUR" --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --body "$OUT/body.json")
@@ -215,7 +215,7 @@ pct() { python3 -c "print(round(100*$1/$2))"; }
   echo "| target | req/s (wrk, $CONNS conns) | proxy CPU µs/req | of which user space | p50 @50 req/s | p99 @50 req/s | first streamed byte (p50) |"
   echo "|---|---|---|---|---|---|---|"
   for name in $TARGETS; do
-    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${USER[$name]} | ${P50[$name]} µs | ${P99[$name]} µs | ${TTFB[$name]} µs |"
+    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${UCPU[$name]} | ${P50[$name]} µs | ${P99[$name]} µs | ${TTFB[$name]} µs |"
   done
   echo
   if [ -n "${RPS[nginx]:-}" ] && [ -n "${RPS[direct]:-}" ]; then

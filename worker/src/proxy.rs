@@ -65,7 +65,9 @@ fn strip_response(headers: &mut HeaderMap) {
     // A response has a handful of headers and usually none of these: one pass comparing names
     // costs less than a hashed lookup per name.
     if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for name in connection_listed(headers) {
+        // Usually empty (`Connection: keep-alive` names nothing else): no allocation then.
+        let listed: Vec<HeaderName> = connection_listed(headers).collect();
+        for name in listed {
             headers.remove(name);
         }
         for h in &HOP_BY_HOP {
@@ -75,15 +77,23 @@ fn strip_response(headers: &mut HeaderMap) {
 }
 
 /// The fields a `Connection` header names (RFC 9110 §7.6.1): hop-by-hop as well, so a proxy
-/// removes them. Tokens that are not header names (`close`, malformed ones) name nothing here.
-fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+/// removes them. The options most clients and servers send (`keep-alive`, `close`) and the
+/// names [`HOP_BY_HOP`] removes anyway are skipped without a parse, as are tokens that are not
+/// header names.
+fn connection_listed(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + '_ {
     headers
         .get_all(http::header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
 }
 
 /// The client's proxy key, and the query string without a `key=` parameter.
@@ -446,7 +456,8 @@ fn forward_headers(src: &HeaderMap) -> HeaderMap {
             connection = true;
         }
     }
-    // Rare (HTTP/1.1 clients keep connections alive without saying so): only then a second look.
+    // Only then a second look (many clients send `Connection: keep-alive`, which names nothing
+    // more and costs no allocation).
     if connection {
         for name in connection_listed(src) {
             h.remove(name);
@@ -1190,7 +1201,18 @@ mod tests {
             http::header::CONNECTION,
             HeaderValue::from_static("x-second-line"),
         );
-        for n in ["x-trace-hop", "x-other", "x-second-line", "accept"] {
+        // A line with a byte that is not visible ASCII still names its valid tokens.
+        h.append(
+            http::header::CONNECTION,
+            HeaderValue::from_bytes(b"x-obs-line, \x80bad").expect("obs-text is a valid value"),
+        );
+        for n in [
+            "x-trace-hop",
+            "x-other",
+            "x-second-line",
+            "x-obs-line",
+            "accept",
+        ] {
             h.insert(HeaderName::from_static(n), HeaderValue::from_static("v"));
         }
         let f = forward_headers(&h);

@@ -84,6 +84,7 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Record>, cancel: Cancel
         );
         let backoff = Duration::from_millis(500 * u64::from(failures.min(20)));
         let due = flush_due(b.logs.len(), last_log_flush.elapsed(), interval, backoff);
+        let full = b.logs.len() >= MAX_BATCH;
         let mut written = false;
         if due {
             match state.log_writer.write_batch(&mut b.logs, Replay::New).await {
@@ -107,7 +108,7 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Record>, cancel: Cancel
             break;
         }
         // A full batch went out and more waits: the next one at once, not a tick later.
-        more_queued = written && !rx.is_empty();
+        more_queued = written && full && !rx.is_empty();
     }
     // Shutdown: take everything still queued and write it.
     rx.close();
