@@ -35,7 +35,7 @@ use crate::state::{AppInner, AppState, RedisCtx};
 /// Capacity of the record queue between the proxy and the writer. The writer takes from it every
 /// quarter second ([`crate::jobs::record_writer::COALESCE`]), up to 10 000 at a time: at 40 k
 /// requests a second a batch write may take about a second before records are dropped (counted,
-/// `records_dropped`).
+/// `gpt_load_records_dropped_total`).
 pub const RECORD_QUEUE: usize = 65_536;
 
 /// Why the master could not start.
