@@ -121,8 +121,10 @@ wrk.headers["Authorization"] = "Bearer sk-bench-proxy"
 LUA
 
 TICK=$(getconf CLK_TCK)
-cpu_ticks() { local t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
-user_ticks() { local t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14}' "/proc/$p/stat"))); done; echo $t; }
+# proc_ticks AWK_EXPR PID... — the sum over the processes of /proc/PID/stat's fields ($14 user, $15 system).
+proc_ticks() { local f=$1 t=0 p; shift; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk "{print $f}" "/proc/$p/stat"))); done; echo $t; }
+cpu_ticks() { proc_ticks '$14+$15' "$@"; }
+user_ticks() { proc_ticks '$14' "$@"; }
 nginx_pids() { pgrep -f "nginx.*$OUT/nginx.conf" | tr '\n' ' '; pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' '; }
 
 declare -A URL=(

@@ -8,6 +8,7 @@ if [ -z "${AUTH_KEY:-}" ] && ! grep -qs '^AUTH_KEY=' .env; then
   exit 2
 fi
 if command -v npm >/dev/null 2>&1 && [ -f ui/package.json ]; then
-  (cd ui && npm install --no-audit --no-fund --loglevel=error && npm run build --silent)
+  # `--no-save`: as in scripts/test.sh, so that a run does not rewrite ui/package-lock.json.
+  (cd ui && npm install --no-audit --no-fund --loglevel=error --no-save && npm run build --silent)
 fi
 exec cargo run --release --bin gpt-load
