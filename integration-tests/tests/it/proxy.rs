@@ -294,6 +294,61 @@ async fn retry_then_success_with_logs() {
     assert!(counted, "the dashboard counts the 4 requests");
 }
 
+/// A restore right after a failed key test is not undone by the test's status change, which
+/// reaches the database through the record queue after the restore did.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_is_not_undone_by_an_older_queued_key_event() {
+    let t = Setup::new(&[]).await;
+    let gid = t
+        .group(
+            "flip",
+            "openai",
+            &["sk-flip"],
+            json!({"config": {"blacklist_threshold": 1}}),
+        )
+        .await;
+    t.mock
+        .set_behavior(Some("sk-flip"), Behavior::openai_invalid_key("sk-flip"));
+    let test = || async {
+        let (status, v) = t
+            .server
+            .post(
+                "/api/keys/test-multiple",
+                json!({"group_id": gid, "keys_text": "sk-flip"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    };
+    for round in 0..3 {
+        // Invalid in the database (as the UI shows it), then tested again: that failure's
+        // event waits in the queue while the restore below writes the database.
+        test().await;
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                t.key_status(gid).await["sk-flip"].0 == "invalid"
+            })
+            .await,
+            "round {round}: the failed test marks the key invalid"
+        );
+        test().await;
+        let (status, v) = t
+            .server
+            .post(
+                "/api/keys/restore-multiple",
+                json!({"group_id": gid, "keys_text": "sk-flip"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        // Past the writer's next look at the queue and its key flush (every second).
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        assert_eq!(
+            t.key_status(gid).await["sk-flip"],
+            ("active".to_owned(), 0),
+            "round {round}: the restore stands"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_keys_are_blacklisted_then_restored_by_validation() {
     let t = Setup::new(&[]).await;

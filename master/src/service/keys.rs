@@ -242,6 +242,21 @@ pub async fn set_status(
     }
     let n = keys::set_status(&state.db, ids, status.as_str()).await?;
     store_result(state.store.set_status(group_id, ids, status).await)?;
+    // The record queue may still hold an older event for these keys (a failed test or request
+    // just before a restore), which the writer would apply after this update and so undo it.
+    // The same change through the queue comes after it, and the writer keeps the latest per key.
+    if status == KeyStatus::Active {
+        for &key_id in ids {
+            state
+                .records
+                .key_event(gpt_load_common::keystore::KeyEvent {
+                    group_id,
+                    key_id,
+                    failure_count: 0,
+                    status,
+                });
+        }
+    }
     if status == KeyStatus::Active
         && let Some(g) = state.worker.runtime().group_by_id(group_id)
     {
