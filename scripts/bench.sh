@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 DUR=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-32}
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "bench.sh: install nginx and wrk (apt-get install nginx wrk)" >&2; exit 2; }
-cargo build --release --bin gpt-load --bin mock-upstream --bin loadgen --bin otlp-sink >&2
+# The benchmark needs no web UI: a release build refuses to embed none unless told so.
+GPT_LOAD_ALLOW_NO_UI=1 cargo build --release --bin gpt-load --bin mock-upstream --bin loadgen --bin otlp-sink >&2
 BIN=target/release
 OUT=$(mktemp -d /tmp/gpt-load-bench.XXXXXX)
 PIDS=()

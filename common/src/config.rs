@@ -195,6 +195,8 @@ pub struct StaticConfig {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Open client connections at most; 0 = three quarters of the file-descriptor limit.
+    pub max_connections: usize,
     pub graceful_shutdown_timeout: Duration,
     pub is_slave: bool,
     pub auth_key: Secret,
@@ -239,6 +241,7 @@ impl StaticConfig {
         let read_timeout = secs(ENV_SERVER_READ_TIMEOUT, 60)?;
         let write_timeout = secs(ENV_SERVER_WRITE_TIMEOUT, 600)?;
         let idle_timeout = secs(ENV_SERVER_IDLE_TIMEOUT, 120)?;
+        let max_connections = env.int(ENV_SERVER_MAX_CONNECTIONS, 0, 0, 10_000_000)? as usize;
         let mut graceful = env.int(ENV_SERVER_GRACEFUL_SHUTDOWN_TIMEOUT, 10, 0, 3600)?;
         if graceful < 10 {
             tracing::warn!(
@@ -366,6 +369,7 @@ impl StaticConfig {
             read_timeout,
             write_timeout,
             idle_timeout,
+            max_connections,
             graceful_shutdown_timeout: Duration::from_secs(graceful as u64),
             is_slave,
             auth_key,
@@ -472,13 +476,26 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "32",
         "largest proxied request body in MiB; past it 413",
     ),
-    (ENV_SERVER_READ_TIMEOUT, "60", "seconds to read a request"),
+    (
+        ENV_SERVER_READ_TIMEOUT,
+        "60",
+        "seconds to read a request (its headers: at most the idle timeout)",
+    ),
     (
         ENV_SERVER_WRITE_TIMEOUT,
         "600",
-        "seconds for non-streaming responses (streams are never cut)",
+        "seconds a client may take no bytes of an answer before it is cut (streams it reads are never cut)",
     ),
-    (ENV_SERVER_IDLE_TIMEOUT, "120", "keep-alive idle seconds"),
+    (
+        ENV_SERVER_IDLE_TIMEOUT,
+        "120",
+        "seconds a keep-alive connection may wait for its next request",
+    ),
+    (
+        ENV_SERVER_MAX_CONNECTIONS,
+        "0",
+        "open client connections at most (0 = three quarters of the open-file limit); past it new ones are closed",
+    ),
     (
         ENV_SERVER_GRACEFUL_SHUTDOWN_TIMEOUT,
         "10",

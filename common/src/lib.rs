@@ -15,6 +15,7 @@ pub mod secret;
 pub mod snapshot;
 pub mod telemetry;
 pub mod thread_slot;
+pub mod urlenc;
 
 /// The version reported by `/health` and the UI footer.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

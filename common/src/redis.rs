@@ -84,6 +84,13 @@ impl RedisKeys {
         format!("{}:k:", self.tag(group_id))
     }
 
+    /// Set when the group's pool was loaded from the database (and deleted with it): a pool
+    /// without it is not "empty" but missing — Redis lost its data (a restart without
+    /// persistence, `FLUSHALL`, a failover to an empty replica).
+    pub fn loaded(&self, group_id: i64) -> String {
+        format!("{}:loaded", self.tag(group_id))
+    }
+
     pub fn key(&self, group_id: i64, key_id: i64) -> String {
         format!("{}:k:{key_id}", self.tag(group_id))
     }

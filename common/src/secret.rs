@@ -75,12 +75,60 @@ pub fn mask_key(key: &str) -> String {
     format!("{head}****{tail}")
 }
 
-/// Replaces every occurrence of `secret` (and of its URL-encoded form) in `text` with its mask.
+/// Replaces every occurrence of `secret` in `text` with its mask: as it is, percent-encoded (as
+/// the proxy puts it in a query, in either hex case) and JSON-escaped (`/` as `\/`), the forms in
+/// which an upstream URL or an upstream's echo carries it. Redact before truncating: a cut copy
+/// is no longer found.
 pub fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() || !text.contains(secret) {
+    if secret.is_empty() {
         return text.to_owned();
     }
-    text.replace(secret, &mask_key(secret))
+    let mut out = std::borrow::Cow::Borrowed(text);
+    let mask = mask_key(secret);
+    let encoded = crate::urlenc::encode_component(secret);
+    let forms = [
+        Some(secret.to_owned()),
+        (encoded != secret).then(|| encoded.clone()),
+        (encoded != secret).then(|| lower_hex_escapes(&encoded)),
+        secret.contains('/').then(|| secret.replace('/', "\\/")),
+    ];
+    for form in forms.iter().flatten() {
+        if out.contains(form.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(form.as_str(), &mask));
+        }
+    }
+    out.into_owned()
+}
+
+/// `%2F` → `%2f`: the same escapes in lowercase hex.
+fn lower_hex_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut escape = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            escape = 2;
+            out.push(c);
+        } else if escape > 0 {
+            escape -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A URL without the `user:password@` of its authority (for logs: upstream URLs may carry
+/// credentials).
+pub fn strip_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => std::borrow::Cow::Owned(format!("{}{}", &url[..start], &url[start + at + 1..])),
+        None => std::borrow::Cow::Borrowed(url),
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +162,34 @@ mod tests {
         assert_eq!(out.matches("AIza****1234").count(), 2);
         assert_eq!(redact("nothing here", key), "nothing here");
         assert_eq!(redact("text", ""), "text");
+    }
+
+    #[test]
+    fn redaction_finds_encoded_and_escaped_forms() {
+        let key = "AIzaSy/B+c=secret-0123";
+        let masked = mask_key(key);
+        for text in [
+            "https://x/v1beta/models/m:generateContent?key=AIzaSy%2FB%2Bc%3Dsecret-0123".to_owned(),
+            "?key=AIzaSy%2fB%2bc%3dsecret-0123".to_owned(),
+            r#"{"error":"bad key AIzaSy\/B+c=secret-0123"}"#.to_owned(),
+            format!("raw {key}"),
+        ] {
+            let out = redact(&text, key);
+            assert!(!out.contains("secret-0123"), "{text} -> {out}");
+            assert!(out.contains(&masked), "{text} -> {out}");
+        }
+    }
+
+    #[test]
+    fn userinfo_is_stripped_from_urls() {
+        assert_eq!(
+            strip_userinfo("https://user:pa%40ss@up.example:8443/v1/x?a=b@c"),
+            "https://up.example:8443/v1/x?a=b@c"
+        );
+        assert_eq!(
+            strip_userinfo("http://up.example/p@q"),
+            "http://up.example/p@q"
+        );
+        assert_eq!(strip_userinfo("http://u@h"), "http://h");
     }
 }

@@ -158,6 +158,8 @@ pub struct Server {
     child: Option<Child>,
     pub output: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
+    /// The binary to run (the workspace's `gpt-load` unless set).
+    binary: PathBuf,
 }
 
 impl std::fmt::Debug for Server {
@@ -169,6 +171,15 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Starts `gpt-load` in `dir` with `env` (plus `HOST`, `PORT`, `AUTH_KEY` defaults).
     pub async fn start(dir: Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Server {
+        Self::start_binary(bin_path("gpt-load"), dir, env).await
+    }
+
+    /// Starts `binary` (a copy of `gpt-load`, say) as [`Server::start`] does.
+    pub async fn start_binary(
+        binary: PathBuf,
+        dir: Arc<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut map: HashMap<String, String> = HashMap::new();
         map.insert("HOST".into(), "127.0.0.1".into());
         map.insert("AUTH_KEY".into(), ADMIN_KEY.into());
@@ -186,6 +197,7 @@ impl Server {
                 .no_proxy()
                 .build()
                 .unwrap_or_default(),
+            binary,
         };
         s.spawn().await;
         s
@@ -194,7 +206,7 @@ impl Server {
     async fn spawn(&mut self) {
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(bin_path("gpt-load"));
+            let mut cmd = Command::new(&self.binary);
             cmd.current_dir(self.dir.path())
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -471,6 +483,35 @@ impl RedisServer {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.spawn().await;
+    }
+
+    /// Restarts the server without its data, as one without persistence comes back (or an
+    /// empty replica promoted in its place).
+    pub async fn restart_empty(&mut self) {
+        self.stop().await;
+        for entry in std::fs::read_dir(self.dir.path())
+            .expect("redis dir")
+            .flatten()
+        {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+        self.spawn().await;
+    }
+
+    /// Runs `redis-cli` against this server; its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
 

@@ -127,6 +127,11 @@ impl App {
         );
         if let Some(dir) = &cfg.ui_dir {
             crate::ui::set_dir(Some(std::path::PathBuf::from(dir)));
+        } else if !crate::ui::embedded() {
+            tracing::warn!(
+                build = crate::ui::EMBEDDED_FINGERPRINT,
+                "this binary embeds no web UI (built without ui/dist); set UI_DIR or rebuild after `npm --prefix ui run build`"
+            );
         }
         let cipher = KeyCipher::new(cfg.encryption_key.as_ref().map(|s| s.expose()));
         let db = open_database(&cfg, &cipher).await?;
@@ -296,6 +301,7 @@ impl App {
                         token.clone(),
                     ));
                     jobs.spawn(crate::jobs::retention::run(st.clone(), token.clone()));
+                    jobs.spawn(crate::jobs::pool_guard::run(st.clone(), token.clone()));
                     jobs.spawn(crate::jobs::validator::run(st, token));
                     jobs.close();
                     jobs.wait().await;
@@ -341,9 +347,14 @@ impl App {
             .map_err(|e| InitError::Other(e.to_string()))?;
         tracing::info!(%addr, db = state.db.backend_name(), cluster = state.redis.is_some(), "listening on {addr}");
         let grace = state.cfg.graceful_shutdown_timeout;
-        let server =
-            gpt_load_worker::serve::start(listener, app, proxy, gpt_load_worker::serve::threads())
-                .map_err(|e| InitError::Other(format!("cannot start the serving threads: {e}")))?;
+        let server = gpt_load_worker::serve::start(
+            listener,
+            app,
+            proxy,
+            gpt_load_worker::serve::threads(),
+            gpt_load_worker::serve::ConnLimits::from_config(&state.cfg),
+        )
+        .map_err(|e| InitError::Other(format!("cannot start the serving threads: {e}")))?;
         shutdown.await;
         tracing::info!("shutting down");
         let drained = server

@@ -1,9 +1,11 @@
 //! Serving the web UI: assets with long-cache headers, `index.html` uncached, client-side routes
 //! falling back to `index.html` (compression is a layer in [`crate::app::router`]).
 //!
-//! Where the files come from, first match wins: `UI_DIR` on disk; the UI embedded in a release
-//! binary at build time (`ui/dist`, so one binary is the whole product); `ui/dist` under the
-//! working directory; else a page saying how to build the UI.
+//! Where the files come from, first match wins: `UI_DIR` on disk; the UI embedded in the binary
+//! at build time (`ui/dist`, so one binary is the whole product, wherever it is started — debug
+//! builds embed it too, so tests see what a release serves); `ui/dist` under the working
+//! directory; else a page saying how to build the UI. `build.rs` makes cargo rebuild when
+//! `ui/dist` changes and refuses a release build without it.
 
 use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
@@ -15,10 +17,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use rust_embed::RustEmbed;
 
+// Relative to the crate's manifest (`rust-embed` interpolates no variables without its
+// `interpolate-folder-path` feature: a `$CARGO_MANIFEST_DIR` path silently embedded nothing).
 #[derive(RustEmbed)]
-#[folder = "$CARGO_MANIFEST_DIR/../ui/dist"]
+#[folder = "../ui/dist"]
 #[allow_missing = true]
 struct Embedded;
+
+/// Names the built UI's files (set by `build.rs`): reading it makes a change of `ui/dist` a
+/// change of this crate's inputs, so cargo embeds the new files.
+pub const EMBEDDED_FINGERPRINT: &str = env!("GPT_LOAD_UI_FINGERPRINT");
+
+/// Whether this binary carries the UI.
+pub fn embedded() -> bool {
+    Embedded::get("index.html").is_some()
+}
 
 static UI_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 

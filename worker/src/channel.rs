@@ -126,7 +126,7 @@ impl UpstreamTarget {
 
     /// Sets (replacing) a query parameter.
     pub fn set_query_param(&mut self, name: &str, value: &str) {
-        let encoded = percent_encode_component(value);
+        let encoded = gpt_load_common::urlenc::encode_component(value);
         let mut parts: Vec<String> = self
             .query
             .as_deref()
@@ -138,19 +138,6 @@ impl UpstreamTarget {
         parts.push(format!("{name}={encoded}"));
         self.query = Some(parts.join("&"));
     }
-}
-
-/// Percent-encodes a query component (RFC 3986 unreserved characters kept).
-pub fn percent_encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Puts the upstream key where the channel expects it.
@@ -404,8 +391,8 @@ pub fn validation_request(
         ChannelType::Gemini => (
             format!(
                 "{base}/v1beta/models/{}:generateContent?key={}",
-                percent_encode_component(test_model),
-                percent_encode_component(key)
+                gpt_load_common::urlenc::encode_component(test_model),
+                gpt_load_common::urlenc::encode_component(key)
             ),
             json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
         ),

@@ -55,6 +55,18 @@ pub fn body_too_large(limit: usize) -> Response {
     r
 }
 
+/// 503 while a group's key pool is missing from Redis and being reloaded (`Retry-After: 1`).
+pub fn key_state_missing(message: &str) -> Response {
+    let mut r = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "KEY_STATE_MISSING",
+        message,
+    );
+    r.headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 pub fn no_keys(message: &str, retry_after: Option<std::time::Duration>) -> Response {
     let mut r = json_error(
         StatusCode::SERVICE_UNAVAILABLE,

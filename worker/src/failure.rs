@@ -85,7 +85,7 @@ const MAX_ERROR_LEN: usize = 2048;
 
 /// GPT-Load's upstream error parsing (spec §4.3): `error.message`, `error_msg`, `error` (string),
 /// top-level `message`, else the raw body — trimmed and truncated to 2048 bytes on a char boundary.
-pub fn parse_upstream_error(body: &[u8]) -> String {
+pub fn parse_upstream_error(body: &[u8], key: &str) -> String {
     let text = if let Ok(serde_json::Value::Object(o)) =
         serde_json::from_slice::<serde_json::Value>(body)
     {
@@ -114,6 +114,8 @@ pub fn parse_upstream_error(body: &[u8]) -> String {
         None
     };
     let text = text.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    // Redacted before it is cut: a cut copy of the key is no longer found.
+    let text = gpt_load_common::secret::redact(&text, key);
     gpt_load_common::log_record::truncate_utf8(&text, MAX_ERROR_LEN).to_owned()
 }
 
@@ -125,24 +127,38 @@ mod tests {
     #[test]
     fn parses_vendor_error_shapes() {
         assert_eq!(
-            parse_upstream_error(br#"{"error":{"message":" bad key ","type":"x"}}"#),
+            parse_upstream_error(br#"{"error":{"message":" bad key ","type":"x"}}"#, ""),
             "bad key"
         );
-        assert_eq!(parse_upstream_error(br#"{"error_msg":"quota"}"#), "quota");
-        assert_eq!(parse_upstream_error(br#"{"error":"plain"}"#), "plain");
-        assert_eq!(parse_upstream_error(br#"{"message":"root"}"#), "root");
         assert_eq!(
-            parse_upstream_error(br#"{"Error":{"Message":"case"}}"#),
+            parse_upstream_error(br#"{"error_msg":"quota"}"#, ""),
+            "quota"
+        );
+        assert_eq!(parse_upstream_error(br#"{"error":"plain"}"#, ""), "plain");
+        assert_eq!(parse_upstream_error(br#"{"message":"root"}"#, ""), "root");
+        assert_eq!(
+            parse_upstream_error(br#"{"Error":{"Message":"case"}}"#, ""),
             "case"
         );
         assert_eq!(
-            parse_upstream_error(br#"[{"error":{"message":"arr"}}]"#),
+            parse_upstream_error(br#"[{"error":{"message":"arr"}}]"#, ""),
             r#"[{"error":{"message":"arr"}}]"#
         );
-        assert_eq!(parse_upstream_error(b"  Bad Gateway  "), "Bad Gateway");
+        assert_eq!(parse_upstream_error(b"  Bad Gateway  ", ""), "Bad Gateway");
         let long = "é".repeat(2000);
-        let out = parse_upstream_error(long.as_bytes());
+        let out = parse_upstream_error(long.as_bytes(), "");
         assert!(out.len() <= 2048 && out.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn a_key_past_the_length_limit_is_redacted_before_the_cut() {
+        let key = "sk-proj-0123456789abcdefSECRET";
+        // The key straddles the 2048-byte cut: cut first, its head would stay readable.
+        let body = format!("{}{key} rejected", "x".repeat(2030));
+        let out = parse_upstream_error(body.as_bytes(), key);
+        assert!(out.len() <= 2048);
+        assert!(!out.contains("sk-proj-0123456789a"), "{out}");
+        assert!(out.contains("sk-p****CRET"), "{out}");
     }
 
     #[test]

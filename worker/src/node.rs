@@ -171,8 +171,14 @@ pub async fn run(
         .fallback(not_found);
     tracing::info!(addr = %local, "worker listening on {local}");
     let proxy = crate::proxy_service(state.clone());
-    let server = crate::serve::start(listener, app, proxy, crate::serve::threads())
-        .map_err(|e| WorkerError::Bind(local.clone(), e))?;
+    let server = crate::serve::start(
+        listener,
+        app,
+        proxy,
+        crate::serve::threads(),
+        crate::serve::ConnLimits::from_config(&cfg),
+    )
+    .map_err(|e| WorkerError::Bind(local.clone(), e))?;
     shutdown.await;
     server
         .shutdown(

@@ -96,21 +96,28 @@ fn connection_listed(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + 
         .filter_map(|t| HeaderName::from_bytes(t).ok())
 }
 
-/// The client's proxy key, and the query string without a `key=` parameter.
+/// The client's proxy key, and the query string without any `key` parameter.
+///
+/// The key is taken from `key=` as GPT-Load reads it (`c.Query("key")`: that exact name); every
+/// parameter whose decoded name is `key` in any case (`kEy=`, `%6Bey=`) is dropped from what goes
+/// upstream too, so that none travels beside the vendor key the Gemini channel puts there.
 pub fn extract_client_key(headers: &HeaderMap, query: Option<&str>) -> (String, Option<String>) {
     let mut key = String::new();
     let mut rest = query.map(str::to_owned);
     if let Some(q) = query
-        && let Some(pair) = q.split('&').find(|p| p.starts_with("key="))
-        && pair.len() > 4
+        && q.bytes().any(|b| matches!(b, b'k' | b'K' | b'%'))
     {
-        key = percent_decode(&pair[4..]);
-        let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("key=")).collect();
-        rest = if kept.is_empty() {
-            None
-        } else {
-            Some(kept.join("&"))
-        };
+        if let Some(pair) = q.split('&').find(|p| p.starts_with("key=")) {
+            key = gpt_load_common::urlenc::decode(&pair[4..], true);
+        }
+        if q.split('&').any(is_key_param) {
+            let kept: Vec<&str> = q.split('&').filter(|p| !is_key_param(p)).collect();
+            rest = if kept.is_empty() {
+                None
+            } else {
+                Some(kept.join("&"))
+            };
+        }
     }
     if key.is_empty() {
         let h = |n: &HeaderName| {
@@ -131,38 +138,25 @@ pub fn extract_client_key(headers: &HeaderMap, query: Option<&str>) -> (String, 
     (key, rest)
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+/// Whether a query pair's name decodes to `key` in any case.
+fn is_key_param(pair: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or_default();
+    if name.len() == 3 {
+        return name.eq_ignore_ascii_case("key");
     }
-    String::from_utf8_lossy(&out).into_owned()
+    name.contains('%') && gpt_load_common::urlenc::decode(name, true).eq_ignore_ascii_case("key")
+}
+
+/// Whether a client path has a segment that is `.` or `..` once decoded (`%2e`, and `%2f` or
+/// a backslash as separators): upstreams resolve those, so the request would leave the
+/// upstream's base path with the group's key attached.
+fn has_dot_segment(path: &str) -> bool {
+    if !path.contains('.') && !path.contains('%') {
+        return false;
+    }
+    gpt_load_common::urlenc::decode(path, false)
+        .split(['/', '\\'])
+        .any(|seg| seg == "." || seg == "..")
 }
 
 /// Splits `/proxy/{group}/{rest}`.
@@ -261,6 +255,13 @@ pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
         return resp;
     }
 
+    if has_dot_segment(rest) {
+        return error::json_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "The request path has a '.' or '..' segment (possibly percent-encoded); such paths are refused",
+        );
+    }
     let (client_key, query) = extract_client_key(&parts.headers, parts.uri.query());
     if client_key.is_empty() {
         return error::unauthorized();
@@ -535,9 +536,11 @@ async fn run(
         };
         let key = match selection {
             Selection::Key(k) => k,
-            Selection::NoActiveKeys | Selection::AllCooling { .. } => {
+            Selection::NoActiveKeys | Selection::AllCooling { .. } | Selection::PoolMissing => {
+                let missing = matches!(selection, Selection::PoolMissing);
                 let retry_after = match selection {
                     Selection::AllCooling { retry_after } => Some(retry_after),
+                    Selection::PoolMissing => Some(Duration::from_secs(1)),
                     _ => None,
                 };
                 exhausted.push(group_id);
@@ -549,7 +552,11 @@ async fn run(
                 if let Some(f) = last_failure {
                     return f.into_response();
                 }
-                let msg = if retry_after.is_some() {
+                let msg = if missing {
+                    "The key state of this group is missing from Redis (Redis lost its data, or \
+                     the group was just created); it is being reloaded from the database, retry \
+                     shortly"
+                } else if retry_after.is_some() {
                     "Every key of this group is cooling down after rate limiting"
                 } else {
                     "No active API keys available for this group"
@@ -563,6 +570,9 @@ async fn run(
                     RequestType::Final,
                     String::new(),
                 ));
+                if missing {
+                    return error::key_state_missing(msg);
+                }
                 return error::no_keys(msg, retry_after);
             }
         };
@@ -641,13 +651,29 @@ async fn run(
             headers.insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
         }
         let url = target.url();
-        let upstream_addr = redact(truncate_utf8(&url, 500), &key.key.value);
+        // Redacted before it is cut (a cut copy of the key is no longer found), without the
+        // credentials an upstream URL may carry.
+        let upstream_addr = truncate_utf8(
+            &redact(
+                &gpt_load_common::secret::strip_userinfo(&url),
+                &key.key.value,
+            ),
+            500,
+        )
+        .to_owned();
 
         let attempt_start = Instant::now();
         let span = attempt_span(&member, &ctx.facts.model, attempt, key.key.id);
-        let outcome = Box::pin(attempt_once(&ctx, &member, url, headers, body))
-            .instrument(span.clone())
-            .await;
+        let outcome = Box::pin(attempt_once(
+            &ctx,
+            &member,
+            url,
+            headers,
+            body,
+            &key.key.value,
+        ))
+        .instrument(span.clone())
+        .await;
         if !span.is_disabled() {
             match &outcome {
                 AttemptOutcome::Success(r) => {
@@ -830,6 +856,7 @@ async fn attempt_once(
     url: String,
     headers: HeaderMap,
     body: Bytes,
+    key: &str,
 ) -> AttemptOutcome {
     let transport_failure = |status: StatusCode, msg: String| AttemptOutcome::Failure {
         failed: Failed {
@@ -907,6 +934,7 @@ async fn attempt_once(
     Box::pin(read_failure(
         resp,
         Duration::from_secs(cfg.request_timeout_s),
+        key,
     ))
     .await
 }
@@ -915,6 +943,7 @@ async fn attempt_once(
 async fn read_failure(
     resp: http::Response<crate::client::UpstreamBody>,
     timeout: Duration,
+    key: &str,
 ) -> AttemptOutcome {
     let status = resp.status();
     let (parts, incoming) = resp.into_parts();
@@ -928,7 +957,7 @@ async fn read_failure(
         _ => Bytes::from_static(b"Failed to read error body"),
     };
     let body = decompress(&parts.headers, raw);
-    let message = failure::parse_upstream_error(&body);
+    let message = failure::parse_upstream_error(&body, key);
     let verdict = failure::classify_status(status.as_u16(), &parts.headers, &message);
     AttemptOutcome::Failure {
         failed: Failed {
@@ -1110,9 +1139,10 @@ mod tests {
             extract_client_key(&h, Some("a=1&key=q%2Bk&b=2")),
             ("q+k".to_string(), Some("a=1&b=2".to_string()))
         );
+        // An empty `key=` names no key, and goes nowhere either.
         assert_eq!(
             extract_client_key(&h, Some("key=")),
-            ("from-bearer".to_string(), Some("key=".to_string()))
+            ("from-bearer".to_string(), None)
         );
         h.remove("authorization");
         assert_eq!(extract_client_key(&h, None).0, "from-x");
@@ -1134,8 +1164,49 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");
+    fn key_parameters_in_any_spelling_are_dropped() {
+        let h = HeaderMap::new();
+        let (key, rest) = extract_client_key(
+            &h,
+            Some("alt=sse&key=a%2Fb+c&kEy=x&%6Bey=y&KEY&%4b%45%59=z&keys=kept&monkey=kept"),
+        );
+        assert_eq!(key, "a/b c");
+        assert_eq!(rest.as_deref(), Some("alt=sse&keys=kept&monkey=kept"));
+        // Only `key=` itself is the client's key (as GPT-Load reads it).
+        let (key, rest) = extract_client_key(&h, Some("KEY=x&a=1"));
+        assert_eq!(key, "");
+        assert_eq!(rest.as_deref(), Some("a=1"));
+        assert_eq!(
+            extract_client_key(&h, Some("a=1")).1.as_deref(),
+            Some("a=1")
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_found_in_any_encoding() {
+        for p in [
+            "/..",
+            "/v1/../x",
+            "/./x",
+            "/%2e%2e/x",
+            "/%2E./x",
+            "/..%2fx",
+            "/a%2f%2e%2e%2fb",
+            "/a/..%5cb",
+            "/a/.",
+        ] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in [
+            "",
+            "/v1/models/gpt-4.1",
+            "/a/...",
+            "/a/.b/c",
+            "/a%2fb",
+            "/x..y/",
+        ] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
     }
 
     #[test]

@@ -10,13 +10,25 @@
 //! own too). Every other request (admin API, UI, health, metrics) is handed to the app's router on
 //! the main runtime, where the database pools, the shared Redis client and the background jobs
 //! live.
+//!
+//! Connections are held to [`ConnLimits`], so that clients that send nothing, drip their headers,
+//! or take no bytes of an answer cannot keep connections (and file descriptors) forever:
+//! - a request's headers must arrive within the header deadline, counted from the connection's
+//!   start (covering the protocol detection, where hyper has no timer) and, on HTTP/1, from the
+//!   end of the previous answer — so it is also the keep-alive idle limit;
+//! - an answer the client takes no bytes of for the write timeout is cut (an answer it reads,
+//!   streamed or not, never is: slow upstreams are the group's timeouts' business);
+//! - past the connection cap, new connections are closed at once, with a log line.
+//!
+//! HTTP/2 connections (prior knowledge only, no TLS here) have the first-request deadline and the
+//! write timeout; between requests hyper's keep-alive pings close dead peers.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::Either;
 use http::StatusCode;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -45,6 +57,67 @@ pub fn threads() -> usize {
         .filter(|n| *n > 0)
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1)
+}
+
+/// Deadlines and limits of client connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// A request's headers must arrive within this, from the connection's start or (HTTP/1) the
+    /// end of the previous answer.
+    pub header_timeout: Duration,
+    /// An answer the client takes no bytes of for this long is cut.
+    pub write_timeout: Duration,
+    /// Open connections at most, over all serving threads.
+    pub max_connections: usize,
+}
+
+impl ConnLimits {
+    /// The limits a node's configuration sets: the header deadline is `SERVER_READ_TIMEOUT` or
+    /// `SERVER_IDLE_TIMEOUT`, whichever is shorter (hyper has one timer for both); with no
+    /// `SERVER_MAX_CONNECTIONS`, three quarters of the open-file limit, the rest being left to
+    /// upstream connections, the database and Redis.
+    pub fn from_config(cfg: &gpt_load_common::config::StaticConfig) -> Self {
+        let max_connections = if cfg.max_connections > 0 {
+            cfg.max_connections
+        } else {
+            open_file_limit().map_or(10_000, |n| (n / 4 * 3).max(64))
+        };
+        Self {
+            header_timeout: cfg.read_timeout.min(cfg.idle_timeout),
+            write_timeout: cfg.write_timeout,
+            max_connections,
+        }
+    }
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(600),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// The process's open-file limit, raised first to its hard maximum (as Go's runtime does for
+/// GPT-Load): a proxy holds a descriptor per client and per upstream connection.
+fn open_file_limit() -> Option<usize> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = raised;
+        }
+    }
+    // `None` is unlimited.
+    Some(limit.current.map_or(usize::MAX / 2, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX / 2)
+    }))
 }
 
 /// Running serving threads; dropping this starts a graceful stop without waiting for it.
@@ -86,7 +159,13 @@ where
 /// answers `/proxy/{group}/…` on the serving thread itself, with no router in between (it must be
 /// cheap to clone: once per request); `app` answers every other request on the main runtime.
 /// Both see the client's address as `ConnectInfo<SocketAddr>`. Must be called on the main runtime.
-pub fn start<P>(listener: TcpListener, app: Router, proxy: P, threads: usize) -> io::Result<Serving>
+pub fn start<P>(
+    listener: TcpListener,
+    app: Router,
+    proxy: P,
+    threads: usize,
+    limits: ConnLimits,
+) -> io::Result<Serving>
 where
     P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     P::Future: Send + 'static,
@@ -107,6 +186,7 @@ where
         let lane = ThreadLane {
             rx,
             open: open.clone(),
+            limits,
             routes: Routes {
                 proxy: proxy.clone(),
                 app: app.clone(),
@@ -130,7 +210,7 @@ where
     }
     let open = lanes.iter().map(|l| l.open.clone()).collect();
     let (stop_accepting, accepting) = watch::channel(false);
-    let acceptor = main.spawn(accept(listener, lanes, accepting));
+    let acceptor = main.spawn(accept(listener, lanes, accepting, limits.max_connections));
     Ok(Serving {
         stop_accepting,
         acceptor,
@@ -169,8 +249,15 @@ impl Serving {
 }
 
 /// Accepts until told to stop (then the socket closes), giving each connection to the serving
-/// thread with the fewest open ones.
-async fn accept(listener: TcpListener, mut lanes: Vec<Lane>, mut stop: watch::Receiver<bool>) {
+/// thread with the fewest open ones; past `max_connections` open ones, closes new ones at once.
+async fn accept(
+    listener: TcpListener,
+    mut lanes: Vec<Lane>,
+    mut stop: watch::Receiver<bool>,
+    max_connections: usize,
+) {
+    let mut refused: u64 = 0;
+    let mut last_said: Option<std::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             _ = stop.wait_for(|v| *v) => return,
@@ -186,6 +273,25 @@ async fn accept(listener: TcpListener, mut lanes: Vec<Lane>, mut stop: watch::Re
                 continue;
             }
         };
+        let open: usize = lanes.iter().map(|l| l.open.load(Ordering::Relaxed)).sum();
+        if open >= max_connections {
+            // Closed at once: the descriptor is free again, and the client sees a reset rather
+            // than a connection nobody serves.
+            drop(tcp);
+            refused += 1;
+            if last_said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!(
+                    open,
+                    limit = max_connections,
+                    refused,
+                    %peer,
+                    "connection limit reached (SERVER_MAX_CONNECTIONS): closing new connections"
+                );
+                last_said = Some(std::time::Instant::now());
+                refused = 0;
+            }
+            continue;
+        }
         // Responses are written as headers then body frames: no Nagle delay between them.
         let _ = tcp.set_nodelay(true);
         let mut handoff = match tcp.into_std() {
@@ -232,6 +338,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 struct ThreadLane<P> {
     rx: mpsc::UnboundedReceiver<Handoff>,
     open: Arc<AtomicUsize>,
+    limits: ConnLimits,
     routes: Routes<P>,
 }
 
@@ -250,6 +357,7 @@ async fn serve<P>(
     let ThreadLane {
         mut rx,
         open,
+        limits,
         routes,
     } = lane;
     let connections = TaskTracker::new();
@@ -259,12 +367,16 @@ async fn serve<P>(
             let io = Counted {
                 io,
                 open: open.clone(),
+                write_timeout: limits.write_timeout,
+                write_stall: None,
             };
+            let asked = Arc::new(AtomicBool::new(false));
             let service = ConnService {
                 routes: routes.clone(),
                 peer,
+                asked: asked.clone(),
             };
-            connections.spawn(connection(io, service, stop.clone()));
+            connections.spawn(connection(io, service, asked, limits, stop.clone()));
         }
         Err(e) => {
             open.fetch_sub(1, Ordering::Relaxed);
@@ -302,26 +414,55 @@ async fn serve<P>(
 }
 
 /// Serves one connection (HTTP/1.1, or HTTP/2 with prior knowledge, as `axum::serve`) until it
-/// closes; on `stop` it is told to close once the request in flight is answered.
-async fn connection<P>(io: Counted, service: ConnService<P>, mut stop: watch::Receiver<bool>)
-where
+/// closes; on `stop` it is told to close once the request in flight is answered. A connection
+/// whose first request has not arrived within the header deadline is closed (`asked` is set by
+/// the service on each request).
+async fn connection<P>(
+    io: Counted,
+    service: ConnService<P>,
+    asked: Arc<AtomicBool>,
+    limits: ConnLimits,
+    mut stop: watch::Receiver<bool>,
+) where
     P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     P::Future: Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
-    // Extended CONNECT over HTTP/2, as axum enables it.
-    builder.http2().enable_connect_protocol();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    // Extended CONNECT over HTTP/2, as axum enables it (answered 405 like every CONNECT: nothing
+    // here tunnels); pings find dead peers of idle connections.
+    builder
+        .http2()
+        .enable_connect_protocol()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(Duration::from_secs(20));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        biased;
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::trace!(error = %e, "connection ended with an error");
+    let first_request = tokio::time::sleep(limits.header_timeout);
+    let mut first_request = std::pin::pin!(first_request);
+    let mut waiting_first = true;
+    loop {
+        tokio::select! {
+            biased;
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                return;
             }
-            return;
+            _ = stop.wait_for(|v| *v) => break,
+            () = &mut first_request, if waiting_first => {
+                waiting_first = false;
+                if !asked.load(Ordering::Relaxed) {
+                    tracing::debug!("no request within the header deadline; closing the connection");
+                    return;
+                }
+            }
         }
-        _ = stop.wait_for(|v| *v) => {}
     }
     conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {
@@ -329,10 +470,40 @@ where
     }
 }
 
-/// A connection that counts as open on its serving thread until dropped.
+/// A connection that counts as open on its serving thread until dropped, and that fails a write
+/// the client has taken no bytes of for `write_timeout`.
 struct Counted {
     io: TcpStream,
     open: Arc<AtomicUsize>,
+    write_timeout: Duration,
+    /// Armed while a write waits on the client (a full socket buffer); disarmed by any progress.
+    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Counted {
+    /// Passes a write's result on, timing out one that keeps waiting on the client.
+    fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.write_stall = None;
+            return r;
+        }
+        let timeout = self.write_timeout;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stall.as_mut().poll(cx).is_ready() {
+            self.write_stall = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no bytes of the answer within SERVER_WRITE_TIMEOUT",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl Drop for Counted {
@@ -357,7 +528,8 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch_write(cx, r)
     }
 
     fn poll_write_vectored(
@@ -365,7 +537,8 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -373,7 +546,8 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch_write(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -394,6 +568,8 @@ struct Routes<P> {
 struct ConnService<P> {
     routes: Routes<P>,
     peer: SocketAddr,
+    /// Set on the first request (the connection's first-request deadline is then off).
+    asked: Arc<AtomicBool>,
 }
 
 /// Whether `path` is for the proxy (`/proxy/` and a group; the bare prefix is the app's 404).
@@ -426,6 +602,11 @@ where
     type Future = Either<ProxyFuture<P>, Handed>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        self.asked.store(true, Ordering::Relaxed);
+        if req.method() == http::Method::CONNECT {
+            // Nothing here tunnels: a 2xx would tell the client its tunnel is open.
+            return Either::Right(Box::pin(async { Ok(connect_refused()) }));
+        }
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
         if is_proxy_path(req.uri().path()) {
@@ -449,6 +630,20 @@ where
             })
         }))
     }
+}
+
+/// The answer to `CONNECT`: 405, with the methods that are served.
+fn connect_refused() -> Response {
+    let mut r = crate::error::json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "CONNECT is not supported: this server is not a tunnelling proxy",
+    );
+    r.headers_mut().insert(
+        http::header::ALLOW,
+        http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    r
 }
 
 #[cfg(test)]
@@ -490,7 +685,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         (
             addr,
-            start(listener, app(), proxy(), threads).expect("start"),
+            start(listener, app(), proxy(), threads, ConnLimits::default()).expect("start"),
         )
     }
 

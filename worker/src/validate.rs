@@ -70,7 +70,7 @@ pub async fn validate_key(rt: &GroupRuntime, key: &str) -> Result<(), String> {
         Err(format!(
             "[status {}] {}",
             status.as_u16(),
-            parse_upstream_error(&body)
+            parse_upstream_error(&body, key)
         ))
     })
     .await;

@@ -56,6 +56,9 @@ pub enum Selection {
     AllCooling {
         retry_after: Duration,
     },
+    /// The group's pool is not in the store at all (Redis lost its data): the master reloads it
+    /// from the database within seconds. Never from the memory store.
+    PoolMissing,
 }
 
 /// A key to load into a pool.

@@ -245,6 +245,25 @@ impl RedisKeyStore {
         Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
     }
 
+    /// Which of `group_ids` have no loaded pool in Redis (never loaded since Redis last lost its
+    /// data). One pipelined round trip per node.
+    pub async fn missing_pools(&self, group_ids: &[i64]) -> Result<Vec<i64>, KeyStoreError> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.client.pipeline();
+        for &g in group_ids {
+            let _: () = pipeline.exists(self.keys.loaded(g)).await.map_err(err)?;
+        }
+        let found: Vec<i64> = pipeline.all().await.map_err(err)?;
+        Ok(group_ids
+            .iter()
+            .zip(found.iter().copied().chain(std::iter::repeat(0)))
+            .filter(|(_, n)| *n == 0)
+            .map(|(g, _)| *g)
+            .collect())
+    }
+
     /// Live `(status, failures)` of a key, if Redis has it.
     pub async fn key_state(
         &self,
@@ -276,7 +295,7 @@ impl KeyStore for RedisKeyStore {
             .select
             .evalsha_with_reload(
                 self.here(),
-                vec![self.keys.ring(group_id)],
+                vec![self.keys.ring(group_id), self.keys.loaded(group_id)],
                 vec![self.keys.key_prefix(group_id)],
             )
             .await
@@ -308,6 +327,7 @@ impl KeyStore for RedisKeyStore {
             2 => Ok(Selection::AllCooling {
                 retry_after: Duration::from_millis(int(items.get(1)).max(0) as u64),
             }),
+            3 => Ok(Selection::PoolMissing),
             _ => Ok(Selection::NoActiveKeys),
         }
     }
@@ -390,6 +410,7 @@ impl KeyStore for RedisKeyStore {
                     self.keys.ring(group_id),
                     self.keys.all(group_id),
                     self.keys.ring_scratch(group_id),
+                    self.keys.loaded(group_id),
                 ],
                 vec![self.keys.key_prefix(group_id)],
             )
@@ -447,7 +468,11 @@ impl KeyStore for RedisKeyStore {
         self.remove_keys(group_id, &ids).await?;
         let _: i64 = self
             .client
-            .del(vec![self.keys.ring(group_id), self.keys.all(group_id)])
+            .del(vec![
+                self.keys.ring(group_id),
+                self.keys.all(group_id),
+                self.keys.loaded(group_id),
+            ])
             .await
             .map_err(err)?;
         let _: i64 = self

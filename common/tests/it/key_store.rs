@@ -148,6 +148,8 @@ async fn cool_down<S: KeyStore>(s: &S) {
 }
 
 async fn membership<S: KeyStore>(s: &S) {
+    // A group's pool is loaded (empty here) before keys come and go, as the master does.
+    s.load_group(4, Vec::new()).await.unwrap();
     assert!(matches!(
         s.select(4).await.unwrap(),
         Selection::NoActiveKeys
@@ -248,6 +250,70 @@ async fn redis_store_contract() {
     for g in 1..=6 {
         s.remove_group(g).await.unwrap();
     }
+}
+
+/// Redis that lost its data is told from an empty pool: a pool never loaded (or loaded, then
+/// wiped) answers `PoolMissing`, one loaded empty `NoActiveKeys`; keys added after the loss do
+/// not make the pool whole again, a reload does.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_store_tells_a_lost_pool_from_an_empty_one() {
+    let s = redis_store().await;
+    let prefix = s.keys().prefix().to_owned();
+    assert!(matches!(
+        s.select(40).await.unwrap(),
+        Selection::PoolMissing
+    ));
+    s.load_group(40, Vec::new()).await.unwrap();
+    assert!(matches!(
+        s.select(40).await.unwrap(),
+        Selection::NoActiveKeys
+    ));
+    s.load_group(
+        41,
+        vec![key(41, 1, KeyStatus::Active), key(41, 2, KeyStatus::Active)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.missing_pools(&[40, 41, 42]).await.unwrap(), vec![42]);
+    // What FLUSHALL does to this prefix.
+    let wiped: Vec<String> = {
+        use fred::prelude::*;
+        let keys: Vec<String> = s
+            .client()
+            .custom(fred::cmd!("KEYS"), vec![format!("{{{prefix}:*")])
+            .await
+            .unwrap();
+        let _: i64 = s.client().del(keys.clone()).await.unwrap();
+        keys
+    };
+    assert!(!wiped.is_empty());
+    assert!(matches!(
+        s.select(41).await.unwrap(),
+        Selection::PoolMissing
+    ));
+    assert_eq!(s.missing_pools(&[40, 41]).await.unwrap(), vec![40, 41]);
+    // A key added meanwhile serves, but the pool still counts as missing until reloaded.
+    s.add_keys(41, vec![key(41, 3, KeyStatus::Active)])
+        .await
+        .unwrap();
+    assert_eq!(pick(&s, 41).await, Some(3));
+    assert_eq!(s.missing_pools(&[41]).await.unwrap(), vec![41]);
+    s.load_group(
+        41,
+        vec![
+            key(41, 1, KeyStatus::Active),
+            key(41, 2, KeyStatus::Invalid),
+            key(41, 3, KeyStatus::Active),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(s.missing_pools(&[41]).await.unwrap().is_empty());
+    assert_eq!(s.counts(41).await.unwrap().active, 2);
+    for g in [40, 41] {
+        s.remove_group(g).await.unwrap();
+    }
+    assert_eq!(s.missing_pools(&[40]).await.unwrap(), vec![40]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

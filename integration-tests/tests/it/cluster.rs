@@ -29,6 +29,11 @@ impl Cluster {
     }
 
     async fn start_on(backend: Backend, workers: usize) -> Cluster {
+        Self::start_with(backend, workers, 0).await
+    }
+
+    /// A cluster whose master writes request logs every `log_interval_minutes`.
+    async fn start_with(backend: Backend, workers: usize, log_interval_minutes: i64) -> Cluster {
         let redis = RedisServer::start().await;
         let mock = MockUpstream::start().await;
         let dir = Arc::new(tempfile::tempdir().unwrap());
@@ -48,7 +53,7 @@ impl Cluster {
         let (status, v) = master
             .put(
                 "/api/settings",
-                json!({"request_log_write_interval_minutes": 0}),
+                json!({"request_log_write_interval_minutes": log_interval_minutes}),
             )
             .await;
         assert_eq!(status, 200, "{v}");
@@ -318,6 +323,205 @@ async fn cluster_end_to_end() {
         w.stop().await;
     }
     c.master.stop().await;
+    c.db.drop_db().await;
+}
+
+/// Key status changes from the workers reach the database within about a second, whatever the
+/// request-log interval: with logs written once a minute, a key a worker blacklisted shows as
+/// invalid in the master's key list long before the logs read with its event are written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_blacklisted_on_a_worker_shows_within_seconds_whatever_the_log_interval() {
+    let c = Cluster::start_with(Backend::Postgres, 1, 1).await;
+    let gid = c
+        .group(
+            "blacklisting",
+            &["sk-good-1", "sk-bad-1"],
+            json!({"config": {"blacklist_threshold": 1}}),
+        )
+        .await;
+    c.mock
+        .set_behavior(Some("sk-bad-1"), Behavior::openai_invalid_key("sk-bad-1"));
+    let w = &c.workers[0];
+    let served = eventually(Duration::from_secs(5), || async {
+        c.chat(w, "blacklisting").await == 200
+    })
+    .await;
+    assert!(served, "{}", w.logs());
+    // Rotation reaches the bad key within two requests; its failure blacklists it (threshold 1)
+    // and the request is retried on the good key.
+    for _ in 0..2 {
+        assert_eq!(c.chat(w, "blacklisting").await, 200);
+    }
+    assert_eq!(c.mock.requests_for_key("sk-bad-1").len(), 1);
+    let blacklisted = Instant::now();
+    let shown = eventually(Duration::from_secs(3), || async {
+        let (_, v) = c
+            .master
+            .get(&format!("/api/keys?group_id={gid}&status=invalid"))
+            .await;
+        v["data"]["items"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["key_value"] == "sk-bad-1")
+    })
+    .await;
+    assert!(
+        shown,
+        "the master shows the key as invalid within seconds\n{}",
+        c.master.logs()
+    );
+    // The logs themselves wait for their interval: the key state did not ride on them.
+    assert!(blacklisted.elapsed() < Duration::from_secs(30));
+    assert_eq!(c.final_logs().await, 0, "logs were written early");
+    c.db.drop_db().await;
+}
+
+/// One proxied chat request: status and the error code of a JSON error answer.
+async fn chat_code(node: &Server, group: &str) -> (u16, String) {
+    let r = node
+        .client()
+        .post(node.url(&format!("/proxy/{group}/v1/chat/completions")))
+        .bearer_auth(PROXY_KEY)
+        .timeout(Duration::from_secs(5))
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await;
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v["code"].as_str().unwrap_or_default().to_owned())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Redis that loses its data takes every key pool with it. Without a restart of anything, the
+/// master reloads the pools from the database within seconds, under load; meanwhile the proxy
+/// says the key state is missing (or Redis unreachable) — never "no keys" for a group whose
+/// keys are active. A key blacklisted before the loss stays out: the database knew it. Both
+/// ways of losing the data: a restart without persistence and `FLUSHALL`.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_pools_redis_lost_are_reloaded_under_load() {
+    let mut c = Cluster::start(1).await;
+    let gid = c
+        .group(
+            "lossy",
+            &["sk-l1", "sk-l2", "sk-l3"],
+            json!({"config": {"blacklist_threshold": 1}}),
+        )
+        .await;
+    c.mock
+        .set_behavior(Some("sk-l3"), Behavior::openai_invalid_key("sk-l3"));
+    let w = c.workers[0].port;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            c.chat(&c.workers[0], "lossy").await == 200
+        })
+        .await
+    );
+    for _ in 0..3 {
+        assert_eq!(c.chat(&c.workers[0], "lossy").await, 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let (_, v) = c
+                .master
+                .get(&format!("/api/keys?group_id={gid}&status=invalid"))
+                .await;
+            v["data"]["items"].as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await,
+        "sk-l3 blacklisted in the database"
+    );
+    c.mock.set_behavior(Some("sk-l3"), Behavior::Ok);
+
+    for how in ["restart without persistence", "FLUSHALL"] {
+        // Load on both nodes while it happens.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::<(u16, String)>::new()));
+        let load = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            let master = c.master.port;
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().no_proxy().build().unwrap();
+                let mut i = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let port = if i.is_multiple_of(2) { master } else { w };
+                    i += 1;
+                    let r = client
+                        .post(format!(
+                            "http://127.0.0.1:{port}/proxy/lossy/v1/chat/completions"
+                        ))
+                        .bearer_auth(PROXY_KEY)
+                        .timeout(Duration::from_secs(5))
+                        .json(
+                            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                        )
+                        .send()
+                        .await;
+                    let got = match r {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            (status, v["code"].as_str().unwrap_or_default().to_owned())
+                        }
+                        Err(e) => (0, e.to_string()),
+                    };
+                    seen.lock().push(got);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if how == "FLUSHALL" {
+            c.redis.cli(&["FLUSHALL"]);
+        } else {
+            c.redis.restart_empty().await;
+        }
+        let lost = Instant::now();
+        for node in [&c.master, &c.workers[0]] {
+            let back = eventually(Duration::from_secs(10), || async {
+                chat_code(node, "lossy").await.0 == 200
+            })
+            .await;
+            assert!(
+                back,
+                "{how}: serving again within seconds ({:?}); last answer {:?}\nmaster:\n{}",
+                lost.elapsed(),
+                chat_code(node, "lossy").await,
+                c.master.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.await.unwrap();
+        let seen = seen.lock().clone();
+        assert!(seen.iter().any(|(s, _)| *s == 200), "{how}: {seen:?}");
+        for (status, code) in &seen {
+            assert!(
+                *status == 200
+                    || (*status == 503
+                        && (code == "KEY_STATE_MISSING" || code == "STORE_UNAVAILABLE")),
+                "{how}: answered {status} {code}"
+            );
+        }
+        assert!(
+            c.master.logs().contains("reloaded it from the database"),
+            "{how}\n{}",
+            c.master.logs()
+        );
+        // The reloaded pool keeps the database's view: the blacklisted key is not used.
+        let before = c.mock.requests_for_key("sk-l3").len();
+        for i in 0..6usize {
+            let node = if i.is_multiple_of(2) {
+                &c.master
+            } else {
+                &c.workers[0]
+            };
+            assert_eq!(c.chat(node, "lossy").await, 200);
+        }
+        assert_eq!(c.mock.requests_for_key("sk-l3").len(), before, "{how}");
+    }
     c.db.drop_db().await;
 }
 

@@ -13,6 +13,7 @@ mod admin_api;
 mod cluster;
 mod deploy;
 mod gptload_compat;
+mod hardening;
 mod proxy;
 mod sdk_compat;
 mod startup;

@@ -68,3 +68,65 @@ async fn bad_values_exit_with_one_line_naming_the_variable() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// The binary is the whole product: a copy started from an empty directory serves the web UI
+/// it embedded at build time (index and assets), not the "UI has not been built" page. Debug
+/// builds embed as release builds do, so this runs on the test build.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copied_binary_serves_the_embedded_ui_from_an_empty_directory() {
+    use gpt_load_integration_tests::harness::{Server, bin_path};
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/dist/index.html");
+    assert!(
+        built.is_file(),
+        "build the UI first (npm --prefix ui run build): scripts/test.sh does"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("gpt-load");
+    std::fs::copy(bin_path("gpt-load"), &copy).unwrap();
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let server = Server::start_binary(copy, dir.clone(), &[]).await;
+
+    let index = server.client().get(server.url("/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    let html = index.text().await.unwrap();
+    assert!(
+        html.contains("<div id=\"app\">") && !html.contains("has not been built"),
+        "{html}"
+    );
+    // A client-side route gets the same page; the page's own script is served with its type.
+    let route = server
+        .client()
+        .get(server.url("/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(route.text().await.unwrap(), html);
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .filter(|s| s.starts_with("/assets/"))
+        .unwrap_or_else(|| panic!("no /assets/ script in {html}"))
+        .to_owned();
+    let asset = server
+        .client()
+        .get(server.url(&script))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200, "{script}");
+    assert!(
+        asset.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript"),
+        "{:?}",
+        asset.headers()
+    );
+    // Nothing was read from the working directory: it holds only the database.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["data"], "{names:?}");
+}

@@ -15,7 +15,9 @@ use crate::state::{AppState, RedisCtx};
 pub const TTL: Duration = Duration::from_secs(15);
 const RENEW_EVERY: Duration = Duration::from_secs(5);
 
-const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+// 1: extended; 2: the lease was gone (Redis lost its data) and is taken again — no other master
+// held it, so this one keeps its jobs running; 0: another master holds it.
+const RENEW: &str = "local v = redis.call('GET', KEYS[1]) if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 elseif not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 else return 0 end";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 async fn try_take(r: &RedisCtx, id: &str) -> Result<bool, fred::error::Error> {
@@ -32,6 +34,7 @@ async fn try_take(r: &RedisCtx, id: &str) -> Result<bool, fred::error::Error> {
     Ok(v.is_some())
 }
 
+/// Whether this master still holds the lease (taking it again if Redis lost it).
 async fn renew(r: &RedisCtx, id: &str, script: &Script) -> Result<bool, fred::error::Error> {
     let v: i64 = script
         .evalsha_with_reload(
@@ -40,7 +43,10 @@ async fn renew(r: &RedisCtx, id: &str, script: &Script) -> Result<bool, fred::er
             vec![id.to_owned(), TTL.as_millis().to_string()],
         )
         .await?;
-    Ok(v == 1)
+    if v == 2 {
+        tracing::warn!("the job lease was gone from redis (redis lost its data?); taken again");
+    }
+    Ok(v >= 1)
 }
 
 /// Holds the lease while possible; runs `jobs(token)` while holding it, cancelling the token

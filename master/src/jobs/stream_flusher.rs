@@ -2,6 +2,12 @@
 //! consumer group) and writes them to the database; entries are acknowledged and deleted only
 //! after the transaction committed, so a master restart or a database outage loses nothing —
 //! unacknowledged entries are read again.
+//!
+//! Key status changes do not wait for the logs read with them: they are written within
+//! [`KEY_EVENTS_EVERY`] whatever `request_log_write_interval_minutes` is (as on a single node), so
+//! a key a worker blacklisted shows in the admin key list at once. Their entries stay
+//! unacknowledged until the logs are written too; read again after a crash, the same states are
+//! written again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,6 +24,9 @@ use crate::db::repo::logs::Replay;
 use crate::state::{AppState, RedisCtx};
 
 const GROUP: &str = "gpt-load-master";
+
+/// How soon key status changes read from the stream reach the database.
+pub const KEY_EVENTS_EVERY: Duration = Duration::from_secs(1);
 const CONSUMER: &str = "master";
 
 struct Pending {
@@ -42,6 +51,7 @@ pub async fn run(state: AppState, r: RedisCtx, cancel: CancellationToken) {
     let mut read_backlog = true;
     let mut group_ready = false;
     let mut last_flush = tokio::time::Instant::now();
+    let mut last_key_flush = tokio::time::Instant::now();
     let mut failures = 0u32;
     loop {
         if cancel.is_cancelled() {
@@ -139,6 +149,16 @@ pub async fn run(state: AppState, r: RedisCtx, cancel: CancellationToken) {
                 failures += 1;
             }
             last_flush = tokio::time::Instant::now();
+            last_key_flush = last_flush;
+        } else if !pending.keys.is_empty()
+            && last_key_flush.elapsed() >= KEY_EVENTS_EVERY.max(backoff)
+        {
+            if write_key_states(&state, &mut pending).await {
+                failures = 0;
+            } else {
+                failures += 1;
+            }
+            last_key_flush = tokio::time::Instant::now();
         }
     }
     // Shutdown: write what was read; unacknowledged entries stay in the stream otherwise.
@@ -157,13 +177,7 @@ async fn flush(state: &AppState, client: &Client, stream: &str, p: &mut Pending)
         tracing::error!(error = %e, pending = p.logs.len(), "writing request logs failed, will retry");
         return false;
     }
-    let states: Vec<(i64, i64, &str)> = p
-        .keys
-        .values()
-        .map(|e| (e.key_id, i64::from(e.failure_count), e.status.as_str()))
-        .collect();
-    if let Err(e) = keys::apply_states(&state.db, &states).await {
-        tracing::error!(error = %e, "writing key status failed, will retry");
+    if !write_key_states(state, p).await {
         // Logs are written; the retry leaves them out (`Replay::Possible`), rows and counts.
         return false;
     }
@@ -174,6 +188,23 @@ async fn flush(state: &AppState, client: &Client, stream: &str, p: &mut Pending)
         tracing::warn!(error = %e, "acknowledging stream entries failed; they will be read again (and left out: written already)");
     }
     p.logs.clear();
+    true
+}
+
+/// Writes the pending key states (the latest per key); kept for a retry when that fails.
+async fn write_key_states(state: &AppState, p: &mut Pending) -> bool {
+    if p.keys.is_empty() {
+        return true;
+    }
+    let states: Vec<(i64, i64, &str)> = p
+        .keys
+        .values()
+        .map(|e| (e.key_id, i64::from(e.failure_count), e.status.as_str()))
+        .collect();
+    if let Err(e) = keys::apply_states(&state.db, &states).await {
+        tracing::error!(error = %e, "writing key status failed, will retry");
+        return false;
+    }
     p.keys.clear();
     true
 }

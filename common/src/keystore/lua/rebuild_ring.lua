@@ -1,5 +1,6 @@
 -- Rebuilds the rotation list from the id set, atomically replacing the old one.
--- KEYS[1]: rotation list. KEYS[2]: id set. KEYS[3]: scratch list. ARGV[1]: key-hash prefix.
+-- KEYS[1]: rotation list. KEYS[2]: id set. KEYS[3]: scratch list. KEYS[4]: the "loaded"
+-- marker, set here: the pool is now complete. ARGV[1]: key-hash prefix.
 -- Also drops ids whose hash is gone. Returns the number of active keys.
 redis.call('DEL', KEYS[3])
 local n = 0
@@ -17,4 +18,5 @@ if n > 0 then
 else
   redis.call('DEL', KEYS[1])
 end
+redis.call('SET', KEYS[4], '1')
 return n

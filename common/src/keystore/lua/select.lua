@@ -1,10 +1,15 @@
 -- Round-robin selection of an active key, in one round trip.
--- KEYS[1]: the group's rotation list of active key ids.  ARGV[1]: key-hash name prefix.
+-- KEYS[1]: the group's rotation list of active key ids. KEYS[2]: the group's "loaded" marker.
+-- ARGV[1]: key-hash name prefix.
 -- Rotates the list (LMOVE head -> tail) until it finds an active key that is not cooling down;
 -- drops ring entries whose key is gone or no longer active.
--- Returns {1, id, stored, hash, failures} | {2, ms until the first cool-down ends} | {0}.
+-- Returns {1, id, stored, hash, failures} | {2, ms until the first cool-down ends} | {0} |
+-- {3} when the ring is empty because the pool itself is missing (no marker: Redis lost it).
 local n = redis.call('LLEN', KEYS[1])
 if n == 0 then
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    return {3}
+  end
   return {0}
 end
 local t = redis.call('TIME')
