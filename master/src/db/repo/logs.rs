@@ -152,19 +152,35 @@ enum Arg {
     T(DbTime),
 }
 
+/// The escape character of the substring filters' `LIKE … ESCAPE '!'`. Not a backslash: MySQL
+/// and MariaDB read a backslash in a string literal as an escape of the literal itself (unless
+/// `NO_BACKSLASH_ESCAPES`), so `ESCAPE '\\'` would be spelled differently per backend and mode.
+const LIKE_ESCAPE: char = '!';
+
+/// A substring pattern matching `s` literally: `%`, `_` and the escape character are escaped
+/// (GPT-Load 1.x passed them through as wildcards, so `group_name=_` matched every row).
 fn like(s: &str) -> String {
-    format!("%{s}%")
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | LIKE_ESCAPE) {
+            out.push(LIKE_ESCAPE);
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 fn where_clause(f: &LogFilter) -> (String, Vec<Arg>) {
     let mut w = vec!["1 = 1".to_owned()];
     let mut a = Vec::new();
     if let Some(v) = &f.parent_group_name {
-        w.push("parent_group_name LIKE ?".into());
+        w.push("parent_group_name LIKE ? ESCAPE '!'".into());
         a.push(Arg::S(like(v)));
     }
     if let Some(v) = &f.group_name {
-        w.push("group_name LIKE ?".into());
+        w.push("group_name LIKE ? ESCAPE '!'".into());
         a.push(Arg::S(like(v)));
     }
     if let Some(v) = &f.key_hash {
@@ -172,7 +188,7 @@ fn where_clause(f: &LogFilter) -> (String, Vec<Arg>) {
         a.push(Arg::S(v.clone()));
     }
     if let Some(v) = &f.model {
-        w.push("model LIKE ?".into());
+        w.push("model LIKE ? ESCAPE '!'".into());
         a.push(Arg::S(like(v)));
     }
     if let Some(v) = f.is_success {
@@ -192,7 +208,7 @@ fn where_clause(f: &LogFilter) -> (String, Vec<Arg>) {
         a.push(Arg::S(v.clone()));
     }
     if let Some(v) = &f.error_contains {
-        w.push("error_message LIKE ?".into());
+        w.push("error_message LIKE ? ESCAPE '!'".into());
         a.push(Arg::S(like(v)));
     }
     if let Some(v) = f.start_time {
@@ -566,6 +582,168 @@ mod tests {
                 "{sql}: {plan:?}"
             );
         }
+    }
+
+    /// A database of `backend` that lives for one test: a SQLite file, or a fresh PostgreSQL /
+    /// MariaDB database of this machine (dropped at the end), migrated.
+    struct Scratch {
+        db: Db,
+        server: Option<(Backend, String)>,
+        _dir: tempfile::TempDir,
+    }
+
+    const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    const MYSQL_ADMIN: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+    impl Scratch {
+        async fn new(backend: Backend) -> Self {
+            use gpt_load_common::config::DatabaseDsn;
+            use sqlx::Connection;
+            let dir = tempfile::tempdir().unwrap();
+            let name = format!("gl_repo_{}", uuid::Uuid::new_v4().simple());
+            let dsn = match backend {
+                Backend::Sqlite => {
+                    DatabaseDsn::Sqlite(dir.path().join("t.db").to_string_lossy().into_owned())
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                    DatabaseDsn::Postgres(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+                }
+                Backend::MySql => {
+                    let mut c = sqlx::MySqlConnection::connect(MYSQL_ADMIN).await.unwrap();
+                    sqlx::query(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                    DatabaseDsn::parse(&format!("mysql://root@127.0.0.1:3306/{name}")).unwrap()
+                }
+            };
+            let db = Db::connect(&dsn).await.unwrap();
+            crate::db::migrate::run(&db, &gpt_load_common::crypto::KeyCipher::new(None))
+                .await
+                .unwrap();
+            let server = (backend != Backend::Sqlite).then_some((backend, name));
+            Self {
+                db,
+                server,
+                _dir: dir,
+            }
+        }
+
+        async fn drop_db(self) {
+            use sqlx::Connection;
+            self.db.close().await;
+            match self.server {
+                Some((Backend::Postgres, name)) => {
+                    let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                }
+                Some((_, name)) => {
+                    let mut c = sqlx::MySqlConnection::connect(MYSQL_ADMIN).await.unwrap();
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// `%`, `_`, the escape character and MySQL's default escape (`\`) in a substring filter
+    /// match only themselves, on every backend; exact filters stay exact.
+    async fn filters_match_literal_text(backend: Backend) {
+        let s = Scratch::new(backend).await;
+        let mut batch = Vec::new();
+        for (i, (group, model, error, ip)) in [
+            ("a_b", "m%1", r"path\to", "10.0.0.1"),
+            ("axb", "m21", "pathto", "10.0.0.10"),
+            ("c!d", "m!x", "50% off", "10.0.0.2"),
+            ("cxd", "mxx", "50 off", "10.0.0.3"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut l = log(1, None, true, RequestType::Final, "", i as u32);
+            l.group_name = group.into();
+            l.parent_group_name = format!("p{group}");
+            l.model = model.into();
+            l.error_message = error.into();
+            l.source_ip = ip.into();
+            batch.push(l);
+        }
+        write_batch(&s.db, &batch, Replay::New).await.unwrap();
+        let names = |f: LogFilter| {
+            let db = s.db.clone();
+            async move {
+                let (rows, total) = list(&db, &f, 100, 0).await.unwrap();
+                let mut v: Vec<String> = rows.into_iter().map(|r| r.group_name).collect();
+                v.sort();
+                assert_eq!(total as usize, v.len());
+                v
+            }
+        };
+        let by = |field: &str, v: &str| {
+            let mut f = LogFilter::default();
+            let v = Some(v.to_owned());
+            match field {
+                "group_name" => f.group_name = v,
+                "parent_group_name" => f.parent_group_name = v,
+                "model" => f.model = v,
+                "error_contains" => f.error_contains = v,
+                "source_ip" => f.source_ip = v,
+                _ => unreachable!(),
+            }
+            f
+        };
+        for (field, value, want) in [
+            ("group_name", "_", vec!["a_b"]),
+            ("group_name", "a_b", vec!["a_b"]),
+            ("group_name", "%", vec![]),
+            ("group_name", "!", vec!["c!d"]),
+            ("group_name", "c!d", vec!["c!d"]),
+            ("group_name", "x", vec!["axb", "cxd"]),
+            ("parent_group_name", "p_", vec![]),
+            ("parent_group_name", "pa_", vec!["a_b"]),
+            ("model", "%", vec!["a_b"]),
+            ("model", "m_", vec![]),
+            ("model", "!x", vec!["c!d"]),
+            ("error_contains", "\\", vec!["a_b"]),
+            ("error_contains", "h\\t", vec!["a_b"]),
+            ("error_contains", "0%", vec!["c!d"]),
+            ("error_contains", "off", vec!["c!d", "cxd"]),
+            ("source_ip", "10.0.0.1", vec!["a_b"]),
+            ("source_ip", "10.0.0.%", vec![]),
+        ] {
+            assert_eq!(
+                names(by(field, value)).await,
+                want,
+                "{backend:?}: {field}={value}"
+            );
+        }
+        s.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn filters_match_literal_text_sqlite() {
+        filters_match_literal_text(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn filters_match_literal_text_postgres() {
+        filters_match_literal_text(Backend::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn filters_match_literal_text_mysql() {
+        filters_match_literal_text(Backend::MySql).await;
     }
 
     #[test]
