@@ -415,3 +415,244 @@ async fn copy_waits_for_the_task_runner() {
     let (_, keys) = s.get(&format!("/api/keys?group_id={copy}")).await;
     assert_eq!(keys["data"]["pagination"]["total_items"], 3, "{keys}");
 }
+
+/// Every text filter of the log list and its export is bounded: a 50 000-character value (past
+/// SQLite's LIKE pattern limit, which made it a 500 `DATABASE_ERROR`) is a 400 that names the
+/// field, and a value at the limit is accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_log_filters_are_refused_by_name() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = Server::start(dir, &[]).await;
+    let long = "x".repeat(50_000);
+    for path in ["/api/logs", "/api/logs/export"] {
+        for field in [
+            "group_name",
+            "parent_group_name",
+            "model",
+            "error_contains",
+            "source_ip",
+            "request_type",
+            "key_value",
+        ] {
+            let (status, v) = s.get(&format!("{path}?{field}={long}")).await;
+            assert_eq!(status, 400, "{path} {field}: {v}");
+            assert_eq!(v["code"], "VALIDATION_FAILED", "{path} {field}: {v}");
+            let msg = v["message"].as_str().unwrap_or_default();
+            assert!(msg.contains(field), "{path} {field}: {msg}");
+        }
+        let at_limit = "y".repeat(1024);
+        let (status, v) = s
+            .get(&format!(
+                "{path}?group_name={at_limit}&error_contains={at_limit}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{path} at the limit: {v}");
+    }
+    let (status, v) = s
+        .get(&format!("/api/keys?group_id=1&key_value={long}"))
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("VALIDATION_FAILED")),
+        "{v}"
+    );
+    assert!(!s.logs().contains("panicked"), "{}", s.logs());
+}
+
+/// A vendor key longer than 4 096 bytes is refused with a 400 naming its line, on every path
+/// that takes key text; the async import refuses it before starting a task.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_keys_are_refused_by_line() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = Server::start(dir, &[]).await;
+    let gid = s
+        .create_group(
+            json!({"name": "g", "channel_type": "openai", "test_model": "m",
+            "upstreams": [{"url": "http://127.0.0.1:9", "weight": 1}]}),
+        )
+        .await;
+    let big = format!("sk-{}", "k".repeat(4_094));
+    let text = format!("sk-one\nsk-two, sk-three\n{big}\nsk-four");
+    for path in [
+        "/api/keys/add-multiple",
+        "/api/keys/add-async",
+        "/api/keys/delete-multiple",
+        "/api/keys/delete-async",
+        "/api/keys/restore-multiple",
+        "/api/keys/test-multiple",
+    ] {
+        let (status, v) = s
+            .post(path, json!({"group_id": gid, "keys_text": text}))
+            .await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (400, Some("VALIDATION_FAILED")),
+            "{path}: {v}"
+        );
+        let msg = v["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("line 3") && msg.contains("4096"),
+            "{path}: {msg}"
+        );
+    }
+    let (_, task) = s.get("/api/tasks/status").await;
+    assert_eq!(task["data"]["task_type"], "", "no task was started: {task}");
+    // The same through a file upload.
+    let form = reqwest::multipart::Form::new()
+        .text("group_id", gid.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(text.clone().into_bytes()).file_name("keys.txt"),
+        );
+    let r = s
+        .client()
+        .post(s.url("/api/keys/add-async"))
+        .header("Authorization", format!("Bearer {ADMIN_KEY}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains("line 3"),
+        "{v}"
+    );
+    // In a JSON array too.
+    let arr = serde_json::to_string(&["sk-a", big.as_str()]).unwrap();
+    let (status, v) = s
+        .post(
+            "/api/keys/add-multiple",
+            json!({"group_id": gid, "keys_text": arr}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    // At the limit it is a key like any other.
+    let (status, v) = s
+        .post(
+            "/api/keys/add-multiple",
+            json!({"group_id": gid, "keys_text": &big[..4_096]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["added_count"], 1, "{v}");
+    // A multipart body over the admin body limit is refused whole, not read into memory.
+    let form = reqwest::multipart::Form::new()
+        .text("group_id", gid.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![b'k'; 65 * 1024 * 1024]).file_name("keys.txt"),
+        );
+    let r = s
+        .client()
+        .post(s.url("/api/keys/add-async"))
+        .header("Authorization", format!("Bearer {ADMIN_KEY}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let (_, task) = s.get("/api/tasks/status").await;
+    assert_eq!(task["data"]["task_type"], "", "no task was started: {task}");
+}
+
+/// An async import takes the key-write lock per committed chunk: a one-key add to another group
+/// and a group delete complete while a large import is still running.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_key_writes_interleave_with_an_import() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = Server::start(dir, &[]).await;
+    let group = |name: &str| {
+        json!({"name": name, "channel_type": "openai", "test_model": "m",
+            "upstreams": [{"url": "http://127.0.0.1:9", "weight": 1}]})
+    };
+    let big = s.create_group(group("big")).await;
+    let small = s.create_group(group("small")).await;
+    let doomed = s.create_group(group("doomed")).await;
+    // About five seconds of import on SQLite in a debug build.
+    let keys: Vec<String> = (0..30_000).map(|i| format!("sk-bulk-{i:06}")).collect();
+    let started = std::time::Instant::now();
+    let (status, v) = s
+        .post(
+            "/api/keys/add-async",
+            json!({"group_id": big, "keys_text": keys.join("\n")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // Let the import get going.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let t = std::time::Instant::now();
+    let (status, v) = s
+        .post(
+            "/api/keys/add-multiple",
+            json!({"group_id": small, "keys_text": "sk-small-one"}),
+        )
+        .await;
+    let add_took = t.elapsed();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["added_count"], 1, "{v}");
+    let (_, task) = s.get("/api/tasks/status").await;
+    assert_eq!(
+        task["data"]["is_running"], true,
+        "the import is still running after the add ({add_took:?}): {task}"
+    );
+
+    let t = std::time::Instant::now();
+    let (status, v) = s.delete(&format!("/api/groups/{doomed}")).await;
+    let delete_took = t.elapsed();
+    assert_eq!(status, 200, "{v}");
+    let (_, task) = s.get("/api/tasks/status").await;
+    assert_eq!(
+        task["data"]["is_running"], true,
+        "the import is still running after the delete ({delete_took:?}): {task}"
+    );
+
+    let task = s.wait_task().await;
+    let import_took = started.elapsed();
+    assert_eq!(task["result"]["added_count"], 30_000, "{task}");
+    assert!(
+        add_took * 4 < import_took && delete_took * 4 < import_took,
+        "add {add_took:?}, delete {delete_took:?}, import {import_took:?}"
+    );
+}
+
+/// Upstreams at link-local addresses (cloud metadata services) are refused, however the address
+/// is spelled; ordinary private addresses and names stay allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn link_local_upstreams_are_refused() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = Server::start(dir, &[]).await;
+    let body = |name: &str, url: &str| {
+        json!({"name": name, "channel_type": "openai", "test_model": "m",
+            "upstreams": [{"url": url, "weight": 1}]})
+    };
+    for url in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]:8080/v1",
+        "http://2852039166/",
+        "http://[::ffff:169.254.169.254]/",
+    ] {
+        let (status, v) = s.post("/api/groups", body("meta", url)).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (400, Some("VALIDATION_FAILED")),
+            "{url}: {v}"
+        );
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("link-local"),
+            "{url}: {v}"
+        );
+    }
+    let gid = s.create_group(body("ok", "http://10.0.0.1:8080/v1")).await;
+    let (status, v) = s
+        .put(
+            &format!("/api/groups/{gid}"),
+            json!({"upstreams": [{"url": "http://169.254.169.254", "weight": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "update is checked too: {v}");
+}

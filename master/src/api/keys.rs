@@ -87,13 +87,10 @@ fn status_filter(
 
 pub async fn list(State(state): State<AppState>, ReqLang(lang): ReqLang, Query(q): Q) -> ApiResult {
     let group_id = group_id_from_query(lang, &q)?;
+    let key_hash = super::logs::bounded_param(&q, "key_value", svc::MAX_KEY_BYTES)?
+        .map(|s| state.cipher.hash(&s));
     find_group(&state, group_id).await?;
     let status = status_filter(lang, q.get("status"), false)?;
-    let key_hash = q
-        .get("key_value")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| state.cipher.hash(s));
     let page = Page::from_query(
         q.get("page").map(String::as_str),
         q.get("page_size").map(String::as_str),
@@ -197,6 +194,9 @@ fn parse_batch(lang: Lang, text: &str, limit: Option<usize>) -> Result<Vec<Strin
         ));
     }
     let keys = svc::parse_keys(text);
+    if let Some(e) = svc::find_too_long(text, &keys) {
+        return Err(ApiError::validation(e.to_string()));
+    }
     if let Some(limit) = limit
         && keys.len() > limit
     {
@@ -251,6 +251,9 @@ pub fn start_import(
                 handle.finish(
                     json!({"added_count": r.added_count, "ignored_count": r.ignored_count}),
                 );
+            }
+            Err(DbError::NotFound) => {
+                handle.fail("the group was deleted during the import".into());
             }
             Err(e) => {
                 tracing::error!(error = %e, "key import failed");

@@ -31,39 +31,61 @@ fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// The filters of spec §9.3 from the query string; a malformed value is a 400.
-pub fn filter(state: &AppState, q: &HashMap<String, String>) -> Result<LogFilter, ApiError> {
-    let s = |k: &str| {
-        q.get(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+/// Longest text filter, in characters. Far above any group name, model, address or error
+/// fragment anyone searches for, and far below SQLite's LIKE pattern limit (50 000 bytes, which
+/// answered 500 before): the substring filters are `LIKE` patterns, escaped, so up to twice as
+/// long and four bytes a character.
+pub const MAX_FILTER_CHARS: usize = 1024;
+
+/// A query value, trimmed, `None` when empty; a 400 naming the field when longer than `max`
+/// characters.
+pub fn bounded_param(
+    q: &HashMap<String, String>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    let Some(v) = q.get(field).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
     };
+    if v.chars().count() > max {
+        return Err(ApiError::validation(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+/// The filters of spec §9.3 from the query string; a malformed or overlong value is a 400.
+pub fn filter(state: &AppState, q: &HashMap<String, String>) -> Result<LogFilter, ApiError> {
+    let s = |k: &str| bounded_param(q, k, MAX_FILTER_CHARS);
     let mut f = LogFilter {
-        parent_group_name: s("parent_group_name"),
-        group_name: s("group_name"),
-        key_hash: s("key_value").map(|k| state.cipher.hash(&k)),
-        model: s("model"),
-        request_type: s("request_type"),
-        source_ip: s("source_ip"),
-        error_contains: s("error_contains"),
+        parent_group_name: s("parent_group_name")?,
+        group_name: s("group_name")?,
+        // A key is matched by its hash, so it may be as long as a key may be.
+        key_hash: bounded_param(q, "key_value", crate::service::keys::MAX_KEY_BYTES)?
+            .map(|k| state.cipher.hash(&k)),
+        model: s("model")?,
+        request_type: s("request_type")?,
+        source_ip: s("source_ip")?,
+        error_contains: s("error_contains")?,
         ..Default::default()
     };
-    if let Some(v) = s("is_success") {
+    if let Some(v) = s("is_success")? {
         f.is_success = Some(
             parse_go_bool(&v)
                 .ok_or_else(|| ApiError::validation("is_success must be true or false"))?,
         );
     }
-    if let Some(v) = s("status_code") {
+    if let Some(v) = s("status_code")? {
         f.status_code = Some(
             v.parse()
                 .map_err(|_| ApiError::validation("status_code must be an integer"))?,
         );
     }
-    if let Some(v) = s("start_time") {
+    if let Some(v) = s("start_time")? {
         f.start_time = Some(parse_time("start_time", &v)?);
     }
-    if let Some(v) = s("end_time") {
+    if let Some(v) = s("end_time")? {
         f.end_time = Some(parse_time("end_time", &v)?);
     }
     Ok(f)

@@ -1,6 +1,7 @@
 //! Group rules (spec §7): validating create/update input and shaping GPT-Load's group responses.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 use axum::http::StatusCode;
 use gpt_load_common::model::settings::parse_group_config;
@@ -93,6 +94,12 @@ pub fn validate_upstreams(lang: Lang, raw: Option<&Value>) -> Result<String, Api
         if !parsed_ok {
             return Err(err(&format!("invalid URL format for upstream: {url}")));
         }
+        if let Some(ip) = link_local_host(&url) {
+            return Err(err(&format!(
+                "upstream {url} points at the link-local address {ip} \
+                 (where cloud metadata services answer); link-local upstreams are refused"
+            )));
+        }
         let weight = match o.get("weight") {
             None | Some(Value::Null) => 0,
             Some(Value::Number(n)) => n
@@ -111,6 +118,66 @@ pub fn validate_upstreams(lang: Lang, raw: Option<&Value>) -> Result<String, Api
         ));
     }
     serde_json::to_string(&out).map_err(|_| ApiError::internal())
+}
+
+/// The address of `url`'s host when it is a link-local IP literal: `169.254.0.0/16`,
+/// `fe80::/10`, or the former mapped into IPv6, in any spelling the system resolver accepts
+/// (`2852039166`, `0xa9.0xfe.0xa9.0xfe`, `169.254.43518`). Cloud metadata services answer
+/// there (instance credentials), so an upstream there is refused: defence in depth against a
+/// stolen admin key or a careless paste, since the proxy attaches a vendor key to every request.
+/// Host names are not resolved: a name that resolves to such an address is not caught here.
+pub fn link_local_host(url: &str) -> Option<IpAddr> {
+    let uri: http::Uri = url.trim().parse().ok()?;
+    let host = uri.host()?;
+    let ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => IpAddr::V6(v6.parse().ok()?),
+        None => IpAddr::V4(resolver_ipv4(host.strip_suffix('.').unwrap_or(host))?),
+    };
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            None => v6.segments()[0] & 0xffc0 == 0xfe80,
+        },
+    };
+    link_local.then_some(ip)
+}
+
+/// An IPv4 address as `inet_aton` (and so `getaddrinfo`) reads a host: one to four parts, each
+/// decimal, octal (`0` prefix) or hex (`0x` prefix), the last filling the remaining bytes.
+fn resolver_ipv4(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or(p.strip_prefix("0X")) {
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (p, 10)
+        };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return None;
+        }
+        nums.push(u32::from_str_radix(digits, radix).ok()?);
+    }
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|n| *n > 255) {
+        return None;
+    }
+    // `head.len()` is at most 3, so the last part fills 1 to 4 bytes.
+    let last_bits = 8 * (4 - head.len() as u32);
+    if last_bits < 32 && *last >> last_bits != 0 {
+        return None;
+    }
+    let high = head
+        .iter()
+        .enumerate()
+        .fold(0u32, |v, (i, n)| v | n << (24 - 8 * i as u32));
+    Some(Ipv4Addr::from(high | last))
 }
 
 /// Canonical header name, as Go's `http.CanonicalHeaderKey` (`x-foo-bar` → `X-Foo-Bar`).
@@ -607,6 +674,51 @@ mod tests {
         .unwrap();
         assert_eq!(g.channel_type, "gemini");
         assert!(apply_update(Lang::EnUs, &mut g, &obj(json!({"test_model":"  "})), 0).is_err());
+    }
+
+    #[test]
+    fn link_local_hosts_in_every_spelling() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://169.254.0.1:8443",
+            "http://169.254.169.254./",
+            "http://2852039166/",
+            "http://0xa9.0xfe.0xa9.0xfe/",
+            "http://0251.0376.0251.0376/",
+            "http://169.254.43518/",
+            "http://169.16689662/",
+            "http://[fe80::1]/v1",
+            "http://[febf:ffff::1]:8080",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:a9fe:a9fe]/",
+        ] {
+            assert!(link_local_host(url).is_some(), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1/v1",
+            "http://127.0.0.1:9",
+            "http://169.253.255.255",
+            "http://169.255.0.1",
+            "http://[fec0::1]",
+            "http://[::1]",
+            "https://api.openai.com/v1",
+            "http://169.254.169.254.example.com/",
+            "http://0x/",
+            "http://08.1.1.1/",
+            "http://1.2.3.4.5/",
+            "http://4294967296/",
+            "http://256.1.1.1/",
+        ] {
+            assert_eq!(link_local_host(url), None, "{url}");
+        }
+        let e = from_create(
+            Lang::EnUs,
+            &obj(json!({"name":"g","channel_type":"openai","test_model":"m",
+                "upstreams":[{"url":"http://a.example","weight":1},{"url":"http://169.254.169.254","weight":0}]})),
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("link-local"), "{}", e.message);
     }
 
     #[test]

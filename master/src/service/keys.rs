@@ -9,12 +9,59 @@ use gpt_load_common::keystore::{KeyMaterial, KeyStore, PoolKey};
 use gpt_load_common::model::KeyStatus;
 use serde::Serialize;
 
+use crate::db::repo::groups;
 use crate::db::repo::keys::{self, KeyRecord};
 use crate::db::{Db, DbError, DbResult};
 use crate::state::AppState;
 
 /// Largest number of keys the synchronous endpoints accept.
 pub const MAX_SYNC_KEYS: usize = 5000;
+
+/// Longest vendor key, in bytes. Vendor keys are tens to a few hundred bytes; every request
+/// sends its key in a header, and each is held decrypted in memory, so an unbounded key (three
+/// 60 MiB keys took the master from 198 MB to 1.42 GB) is refused at the door.
+pub const MAX_KEY_BYTES: usize = 4096;
+
+/// A key of the input over [`MAX_KEY_BYTES`]: where it is and how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTooLong {
+    /// 1-based line of `text` where the key starts (`None` when it cannot be found verbatim,
+    /// e.g. written with JSON escapes).
+    pub line: Option<usize>,
+    /// 1-based position of the key among the parsed keys.
+    pub index: usize,
+    pub bytes: usize,
+}
+
+impl std::fmt::Display for KeyTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "the key on line {line}")?,
+            None => write!(f, "key #{}", self.index)?,
+        }
+        write!(
+            f,
+            " is {} bytes long; a key may be at most {MAX_KEY_BYTES} bytes",
+            self.bytes
+        )
+    }
+}
+
+/// The first of `keys` (parsed from `text`) longer than [`MAX_KEY_BYTES`], located in `text`.
+pub fn find_too_long(text: &str, keys: &[String]) -> Option<KeyTooLong> {
+    let (i, k) = keys
+        .iter()
+        .enumerate()
+        .find(|(_, k)| k.len() > MAX_KEY_BYTES)?;
+    let line = text
+        .find(k.as_str())
+        .map(|at| text[..at].bytes().filter(|b| *b == b'\n').count() + 1);
+    Some(KeyTooLong {
+        line,
+        index: i + 1,
+        bytes: k.len(),
+    })
+}
 
 /// Keys from user text: a JSON array of strings, or tokens separated by whitespace, `,` or `;`.
 /// Empty entries and duplicates are dropped, order kept.
@@ -124,10 +171,15 @@ pub async fn add(
     input: &[String],
     mut progress: impl FnMut(usize),
 ) -> DbResult<AddResult> {
-    let _w = state.key_writes.lock().await;
     let mut added = 0;
     let mut done = 0;
     for chunk in input.chunks(keys::CHUNK) {
+        // The lock covers one chunk's duplicate check and insert, not the whole input, so other
+        // key writes and group deletes run between the chunks of a long import (held for the
+        // whole of a 300 000-key import, it kept a one-key add waiting over two minutes).
+        let _w = state.key_writes.lock().await;
+        // A group deleted between two chunks ends the import: no keys are written for it.
+        groups::get(&state.db, group_id).await?;
         let hashes: Vec<String> = chunk.iter().map(|k| state.cipher.hash(k)).collect();
         let existing = keys::existing_hashes(&state.db, group_id, &hashes).await?;
         let new: Vec<(String, String)> = chunk
@@ -178,10 +230,11 @@ pub async fn delete(
     input: &[String],
     mut progress: impl FnMut(usize),
 ) -> DbResult<DeleteResult> {
-    let _w = state.key_writes.lock().await;
     let mut deleted = 0;
     let mut done = 0;
     for chunk in input.chunks(keys::CHUNK) {
+        // Per chunk, as in [`add`]: a long deletion lets other key writes through.
+        let _w = state.key_writes.lock().await;
         let hashes: Vec<String> = chunk.iter().map(|k| state.cipher.hash(k)).collect();
         let found = keys::find_by_hashes(&state.db, group_id, &hashes).await?;
         let ids: Vec<i64> = found.iter().map(|(id, _, _)| *id).collect();
@@ -284,6 +337,30 @@ pub async fn clear(state: &AppState, group_id: i64, status: Option<&str>) -> DbR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_keys_are_found_with_their_line() {
+        let big = "k".repeat(MAX_KEY_BYTES + 1);
+        let text = format!("a\r\nb, c\n\n{big} d");
+        let keys = parse_keys(&text);
+        let e = find_too_long(&text, &keys).unwrap();
+        assert_eq!(
+            e,
+            KeyTooLong {
+                line: Some(4),
+                index: 4,
+                bytes: MAX_KEY_BYTES + 1
+            }
+        );
+        assert!(e.to_string().contains("line 4"), "{e}");
+        assert!(find_too_long("a b", &parse_keys("a b")).is_none());
+        let at_limit = "k".repeat(MAX_KEY_BYTES);
+        assert!(find_too_long(&at_limit, &parse_keys(&at_limit)).is_none());
+        // A JSON array: the key's line in the text.
+        let text = format!("[\"a\",\n\"{big}\"]");
+        let e = find_too_long(&text, &parse_keys(&text)).unwrap();
+        assert_eq!((e.line, e.index), (Some(2), 2));
+    }
 
     #[test]
     fn parses_json_arrays_and_any_separator() {
