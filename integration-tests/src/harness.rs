@@ -503,6 +503,23 @@ impl RedisServer {
         self.spawn().await;
     }
 
+    /// Sends the server a signal (`STOP` pauses it: connections stay open, nothing answers;
+    /// `CONT` resumes it).
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("redis-server running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     /// Runs `redis-cli` against this server; its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = std::process::Command::new("redis-cli")
