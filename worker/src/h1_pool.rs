@@ -192,7 +192,7 @@ pub async fn send(
     // HTTP/1.1 needs one (a header rule may have removed the upstream's): the one proxied
     // requests carry by default.
     if !req.headers().contains_key(http::header::HOST) {
-        let host = http::HeaderValue::from_str(crate::state::host_of(&authority))
+        let host = http::HeaderValue::from_str(crate::upstream_base::host_of(&authority))
             .map_err(|e| H1Error::Connect(Box::new(e)))?;
         req.headers_mut().insert(http::header::HOST, host);
     }

@@ -27,7 +27,11 @@ pub fn query_key(query: Option<&str>) -> Option<String> {
         .find_map(|p| p.strip_prefix("key="))
         .filter(|v| !v.is_empty())
         .map(|v| {
-            crate::proxy::extract_client_key(&http::HeaderMap::new(), Some(&format!("key={v}"))).0
+            crate::credential::extract_client_key(
+                &http::HeaderMap::new(),
+                Some(&format!("key={v}")),
+            )
+            .0
         })
 }
 

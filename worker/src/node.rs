@@ -152,9 +152,9 @@ pub async fn run(
                     if !metrics_on {
                         return not_found().await;
                     }
-                    let (key, _) = crate::proxy::extract_client_key(&headers, None);
+                    let (key, _) = crate::credential::extract_client_key(&headers, None);
                     if key.is_empty() || !admin.matches(&key) {
-                        return crate::error::unauthorized();
+                        return crate::error::ProxyError::Unauthorized.into_response();
                     }
                     let g = crate::metrics_endpoint::gauges(&ms, "worker", true).await;
                     (

@@ -605,7 +605,9 @@ where
         self.asked.store(true, Ordering::Relaxed);
         if req.method() == http::Method::CONNECT {
             // Nothing here tunnels: a 2xx would tell the client its tunnel is open.
-            return Either::Right(Box::pin(async { Ok(connect_refused()) }));
+            return Either::Right(Box::pin(async {
+                Ok(crate::error::ProxyError::Connect.into_response())
+            }));
         }
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
@@ -630,20 +632,6 @@ where
             })
         }))
     }
-}
-
-/// The answer to `CONNECT`: 405, with the methods that are served.
-fn connect_refused() -> Response {
-    let mut r = crate::error::json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "CONNECT is not supported: this server is not a tunnelling proxy",
-    );
-    r.headers_mut().insert(
-        http::header::ALLOW,
-        http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-    );
-    r
 }
 
 #[cfg(test)]

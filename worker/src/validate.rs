@@ -66,7 +66,7 @@ pub async fn validate_key(rt: &GroupRuntime, key: &str) -> Result<(), String> {
             .await
             .map(|c| c.to_bytes())
             .unwrap_or_else(|_| Bytes::new());
-        let body = crate::proxy::decompress(&parts.headers, raw);
+        let body = crate::decompress::decompress(&parts.headers, raw);
         Err(format!(
             "[status {}] {}",
             status.as_u16(),

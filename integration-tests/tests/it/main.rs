@@ -10,6 +10,7 @@
 )]
 
 mod admin_api;
+mod architecture;
 mod cluster;
 mod deploy;
 mod gptload_compat;
