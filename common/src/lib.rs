@@ -12,9 +12,9 @@ pub mod model;
 pub mod otlp_tls;
 pub mod redis;
 pub mod secret;
+pub mod serving_thread;
 pub mod snapshot;
 pub mod telemetry;
-pub mod thread_slot;
 pub mod urlenc;
 
 /// The version reported by `/health` and the UI footer.

@@ -9,12 +9,10 @@ use gpt_load_common::env::ProcessEnv;
 use gpt_load_master::app::App;
 use gpt_load_master::cli::{Cli, Command};
 
-mod alloc;
-
-/// mimalloc: the proxy allocates small, short-lived buffers on every request; glibc's allocator
-/// cost ~20 % of the CPU under load (arena locks, consolidation). Called as [`alloc`] describes.
+/// mimalloc: the proxy allocates small, short-lived buffers on every request, which glibc's
+/// allocator serves with arena locks and consolidation (see `docs/benchmarks.md`).
 #[global_allocator]
-static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("gpt-load: {msg}");

@@ -12,52 +12,37 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use gpt_load_common::model::EffectiveConfig;
-use gpt_load_common::thread_slot;
+use gpt_load_common::serving_thread::{self, ServingThread};
 
-pub use crate::h1_pool::UpstreamBody;
-use crate::h1_pool::{self, H1Error, H1Settings, ThreadConns};
 use crate::upstream_proxy::{self, ProxyConnector, ProxyRules};
 
 /// The hyper client under [`UpstreamClient`].
 pub type HttpClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
+/// An upstream's response body, as hyper's client delivers it.
+pub type UpstreamBody = hyper::body::Incoming;
+
+/// Why an upstream request failed.
+pub type UpstreamError = hyper_util::client::legacy::Error;
+
 /// Gives the next `n` serving threads their own connection pools (and Redis clients); called
 /// before clients are built.
 pub fn reserve_thread_pools(n: usize) {
-    thread_slot::reserve(n);
+    serving_thread::reserve(n);
 }
 
-/// Marks the current thread as serving thread `i`: its upstream requests use pool `i`.
-pub(crate) fn enter_thread_pool(i: usize) {
-    thread_slot::enter(i);
-}
-
-/// The client every upstream request goes through: connection pools and the proxy rules their
-/// connections are dialled with.
+/// The client every upstream request goes through: hyper-util's connection pools and the proxy
+/// rules their connections are dialled with.
 ///
 /// Each serving thread has a pool of its own, so a request and the connection task that carries it
 /// run on the same thread (no cross-thread wake-ups on the hot path); other threads (key
 /// validation, the master's jobs) share one pool.
-///
-/// On a serving thread, a plain `http://` upstream that no forward proxy handles is reached over
-/// the thread's own HTTP/1.1 connections ([`h1_pool`]) instead.
 pub struct UpstreamClient {
     shared: HttpClient,
     per_thread: Box<[OnceLock<HttpClient>]>,
-    h1: Box<[Arc<ThreadConns>]>,
-    h1_settings: H1Settings,
     connector: HttpsConnector<ProxyConnector>,
     pool: PoolSettings,
     proxy: Option<Arc<ProxyRules>>,
-}
-
-/// Why an upstream request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error(transparent)]
-    Pooled(#[from] H1Error),
-    #[error(transparent)]
-    Shared(#[from] hyper_util::client::legacy::Error),
 }
 
 #[derive(Clone, Copy)]
@@ -87,18 +72,13 @@ impl std::fmt::Debug for UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Sends `req` (with a `Host` header), with `Proxy-Authorization` when it goes to a proxy in
-    /// absolute form.
+    /// Sends `req` (with a `Host` header) through the pool of serving thread `on` (the shared
+    /// one elsewhere), with `Proxy-Authorization` when it goes to a proxy in absolute form.
     pub async fn request(
         &self,
+        on: Option<ServingThread>,
         mut req: http::Request<Full<Bytes>>,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        if self.proxy.is_none()
-            && req.uri().scheme() == Some(&http::uri::Scheme::HTTP)
-            && let Some(conns) = self.h1.get(thread_slot::current())
-        {
-            return Ok(h1_pool::send(conns, &self.h1_settings, req).await?);
-        }
         if let Some(v) = self
             .proxy
             .as_ref()
@@ -107,13 +87,12 @@ impl UpstreamClient {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, v);
         }
-        let resp = self.pool().request(req).await?;
-        Ok(resp.map(UpstreamBody::from))
+        self.pool(on).request(req).await
     }
 
-    /// This thread's pool.
-    fn pool(&self) -> &HttpClient {
-        match self.per_thread.get(thread_slot::current()) {
+    /// The pool of serving thread `on`, or the shared one.
+    fn pool(&self, on: Option<ServingThread>) -> &HttpClient {
+        match on.and_then(|t| self.per_thread.get(t.index())) {
             Some(c) => c.get_or_init(|| {
                 // The idle allowance is shared out: all threads together keep about as many
                 // idle connections per host as one pool would.
@@ -175,18 +154,10 @@ pub fn build(key: &ClientKey) -> UpstreamClient {
         idle_timeout: Duration::from_secs(key.idle_timeout_s),
         max_idle_per_host: key.max_idle_per_host,
     };
-    let threads = thread_slot::reserved();
+    let threads = serving_thread::reserved();
     UpstreamClient {
         shared: pool.client(https.clone()),
         per_thread: (0..threads).map(|_| OnceLock::new()).collect(),
-        h1: (0..threads).map(|_| Arc::default()).collect(),
-        h1_settings: H1Settings {
-            connector: http,
-            idle_timeout: pool.idle_timeout,
-            // The idle allowance is shared out, as for the per-thread pools.
-            max_idle: key.max_idle_per_host.div_ceil(threads.max(1)),
-            resend_after_idle: h1_pool::RESEND_AFTER_IDLE,
-        },
         connector: https,
         pool,
         proxy,
@@ -241,94 +212,14 @@ mod tests {
     fn each_serving_thread_has_its_own_pool_and_other_threads_share_one() {
         // Process-wide; nextest runs every test in a process of its own.
         reserve_thread_pools(2);
-        let c = Arc::new(build(&key()));
-        let addr = |c: &UpstreamClient| c.pool() as *const HttpClient as usize;
-        let shared = addr(&c);
-        let on = |slot: Option<usize>| {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                if let Some(i) = slot {
-                    enter_thread_pool(i);
-                }
-                (addr(&c), addr(&c))
-            })
-            .join()
-            .expect("thread")
-        };
-        let (a0, a0_again) = on(Some(0));
-        let (a1, _) = on(Some(1));
-        let (other, _) = on(None);
-        assert_eq!(a0, a0_again, "a thread keeps its pool");
-        assert_ne!(a0, a1);
-        assert_ne!(a0, shared);
-        assert_ne!(a1, shared);
-        assert_eq!(other, shared, "a non-serving thread uses the shared pool");
+        let c = build(&key());
+        let addr = |on: Option<usize>| c.pool(on.map(ServingThread)) as *const HttpClient as usize;
+        let shared = addr(None);
+        assert_eq!(addr(Some(0)), addr(Some(0)), "a thread keeps its pool");
+        assert_ne!(addr(Some(0)), addr(Some(1)));
+        assert_ne!(addr(Some(0)), shared);
+        assert_ne!(addr(Some(1)), shared);
         // A thread numbered past the reserved pools falls back to the shared one.
-        assert_eq!(on(Some(7)).0, shared);
-    }
-
-    #[test]
-    fn plain_http_goes_over_the_serving_threads_connections_and_the_rest_over_the_pool() {
-        // Process-wide; nextest runs every test in a process of its own.
-        reserve_thread_pools(1);
-        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = server.local_addr().expect("addr");
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                server.set_nonblocking(true).expect("nonblocking");
-                let l = tokio::net::TcpListener::from_std(server).expect("listener");
-                while let Ok((s, _)) = l.accept().await {
-                    tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
-                        hyper_util::rt::TokioIo::new(s),
-                        hyper::service::service_fn(|_| async {
-                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                                Bytes::from_static(b"ok"),
-                            )))
-                        }),
-                    ));
-                }
-            });
-        });
-        let direct = Arc::new(build(&key()));
-        let proxied = Arc::new(build(&ClientKey {
-            // Nothing listens there: the request fails at the proxy.
-            proxy_url: "http://127.0.0.1:9".into(),
-            ..key()
-        }));
-        // Which way a request went: the response body's kind, or the error's.
-        let way = |c: &Arc<UpstreamClient>, slot: Option<usize>| {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                if let Some(i) = slot {
-                    enter_thread_pool(i);
-                }
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    let req = http::Request::builder()
-                        .uri(format!("http://{addr}/v1/models"))
-                        .header(http::header::HOST, addr.to_string())
-                        .body(Full::new(Bytes::new()))
-                        .expect("request");
-                    match c.request(req).await {
-                        Ok(r) if r.body().is_pooled() => "thread",
-                        Ok(_) => "pool",
-                        Err(UpstreamError::Pooled(_)) => "thread (failed)",
-                        Err(UpstreamError::Shared(_)) => "pool (failed)",
-                    }
-                })
-            })
-            .join()
-            .expect("thread")
-        };
-        assert_eq!(way(&direct, Some(0)), "thread");
-        assert_eq!(way(&direct, None), "pool", "not a serving thread");
-        assert_eq!(way(&proxied, Some(0)), "pool (failed)", "a forward proxy");
+        assert_eq!(addr(Some(7)), shared);
     }
 }

@@ -11,7 +11,6 @@ pub mod credential;
 pub mod decompress;
 pub mod error;
 pub mod failure;
-pub mod h1_pool;
 pub mod integration;
 pub mod metrics_endpoint;
 pub mod node;

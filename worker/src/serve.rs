@@ -39,6 +39,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::Either;
+use gpt_load_common::serving_thread::ServingThread;
 use http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -186,6 +187,7 @@ where
         let lane = ThreadLane {
             rx,
             open: open.clone(),
+            thread: ServingThread(i),
             limits,
             routes: Routes {
                 proxy: proxy.clone(),
@@ -199,7 +201,6 @@ where
         std::thread::Builder::new()
             .name(format!("gpt-load-http-{i}"))
             .spawn(move || {
-                crate::client::enter_thread_pool(i);
                 rt.block_on(serve(lane, stop, abort));
                 // Dropping the runtime cancels what the thread still runs.
                 drop(rt);
@@ -338,6 +339,8 @@ fn is_connection_error(e: &io::Error) -> bool {
 struct ThreadLane<P> {
     rx: mpsc::UnboundedReceiver<Handoff>,
     open: Arc<AtomicUsize>,
+    /// Which serving thread this is: every request it serves carries it.
+    thread: ServingThread,
     limits: ConnLimits,
     routes: Routes<P>,
 }
@@ -357,6 +360,7 @@ async fn serve<P>(
     let ThreadLane {
         mut rx,
         open,
+        thread,
         limits,
         routes,
     } = lane;
@@ -374,6 +378,7 @@ async fn serve<P>(
             let service = ConnService {
                 routes: routes.clone(),
                 peer,
+                thread,
                 asked: asked.clone(),
             };
             connections.spawn(connection(io, service, asked, limits, stop.clone()));
@@ -568,6 +573,8 @@ struct Routes<P> {
 struct ConnService<P> {
     routes: Routes<P>,
     peer: SocketAddr,
+    /// The serving thread the connection is served on, for the requests' extensions.
+    thread: ServingThread,
     /// Set on the first request (the connection's first-request deadline is then off).
     asked: Arc<AtomicBool>,
 }
@@ -612,6 +619,7 @@ where
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
         if is_proxy_path(req.uri().path()) {
+            req.extensions_mut().insert(self.thread);
             let head = req.method() == http::Method::HEAD;
             let answer = self.routes.proxy.clone().oneshot(req);
             return Either::Left(if head {
@@ -716,6 +724,12 @@ mod tests {
                     "done".to_owned()
                 }
                 "peer" => peer,
+                // The serving thread the request says it runs on, and the one it runs on.
+                "slot" => format!(
+                    "{:?} {}",
+                    req.extensions().get::<ServingThread>().map(|t| t.index()),
+                    thread_name()
+                ),
                 _ => thread_name(),
             };
             Ok(text.into_response())
@@ -763,6 +777,41 @@ mod tests {
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "still accepting after shutdown"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn proxy_requests_carry_the_serving_thread_they_run_on() {
+        let (addr, serving) = serving(2).await;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut kept = Vec::new();
+        for _ in 0..4 {
+            // Kept open, so that the next connection goes to the other thread.
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(b"GET /proxy/slot HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let mut buf = vec![0u8; 4096];
+            let mut got = String::new();
+            while !got.contains("gpt-load-http-") {
+                let n = s.read(&mut buf).await.expect("read");
+                assert!(n > 0, "closed early");
+                got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            let body = got.rsplit("\r\n\r\n").next().unwrap_or_default().to_owned();
+            let (slot, name) = body.split_once(' ').expect("slot and name");
+            assert_eq!(
+                format!(
+                    "gpt-load-http-{}",
+                    slot.trim_start_matches("Some(").trim_end_matches(')')
+                ),
+                name
+            );
+            seen.insert(name.to_owned());
+            kept.push(s);
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        drop(kept);
+        assert!(serving.shutdown(Duration::from_secs(5)).await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,7 @@ pub async fn validate_key(rt: &GroupRuntime, key: &str) -> Result<(), String> {
     *req.headers_mut() = headers;
     let timeout = Duration::from_secs(g.config.key_validation_timeout_s);
     let result = tokio::time::timeout(timeout, async {
-        let resp = rt.client.request(req).await.map_err(|e| {
+        let resp = rt.client.request(None, req).await.map_err(|e| {
             let mut msg = format!("failed to send validation request: {e}");
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {

@@ -17,6 +17,7 @@ use super::{
     Selection,
 };
 use crate::model::KeyStatus;
+use crate::serving_thread::ServingThread;
 
 /// Bit of [`KeyEntry::state`] set while the key is invalid; the low 32 bits count failures.
 /// One word for both makes "count, then blacklist at the threshold" a single atomic step.
@@ -300,7 +301,11 @@ impl MemoryKeyStore {
 }
 
 impl KeyStore for MemoryKeyStore {
-    async fn select(&self, group_id: i64) -> Result<Selection, KeyStoreError> {
+    async fn select(
+        &self,
+        group_id: i64,
+        _on: Option<ServingThread>,
+    ) -> Result<Selection, KeyStoreError> {
         Ok(self.select_now(group_id))
     }
 
@@ -309,6 +314,7 @@ impl KeyStore for MemoryKeyStore {
         group_id: i64,
         key_id: i64,
         threshold: u32,
+        _on: Option<ServingThread>,
     ) -> Result<FailureOutcome, KeyStoreError> {
         Ok(self.failure_now(group_id, key_id, threshold))
     }
@@ -328,6 +334,7 @@ impl KeyStore for MemoryKeyStore {
         group_id: i64,
         key_id: i64,
         duration: Duration,
+        _on: Option<ServingThread>,
     ) -> Result<(), KeyStoreError> {
         if let Some((_, e)) = self.entry(group_id, key_id) {
             let until = self.now_ms() + duration.as_millis().max(1) as u64;
@@ -394,7 +401,7 @@ mod tests {
     }
 
     async fn pick(s: &MemoryKeyStore) -> Option<i64> {
-        match s.select(1).await.unwrap() {
+        match s.select(1, None).await.unwrap() {
             Selection::Key(k) => Some(k.key.id),
             _ => None,
         }
@@ -439,16 +446,19 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            s.record_failure(1, 1, 3).await.unwrap(),
+            s.record_failure(1, 1, 3, None).await.unwrap(),
             FailureOutcome {
                 failure_count: 1,
                 blacklisted: false,
                 invalid: false
             }
         );
-        assert_eq!(s.record_failure(1, 1, 3).await.unwrap().failure_count, 2);
         assert_eq!(
-            s.record_failure(1, 1, 3).await.unwrap(),
+            s.record_failure(1, 1, 3, None).await.unwrap().failure_count,
+            2
+        );
+        assert_eq!(
+            s.record_failure(1, 1, 3, None).await.unwrap(),
             FailureOutcome {
                 failure_count: 3,
                 blacklisted: true,
@@ -457,7 +467,7 @@ mod tests {
         );
         // An invalid key no longer counts.
         assert_eq!(
-            s.record_failure(1, 1, 3).await.unwrap(),
+            s.record_failure(1, 1, 3, None).await.unwrap(),
             FailureOutcome {
                 failure_count: 3,
                 blacklisted: false,
@@ -482,13 +492,16 @@ mod tests {
         s.load_group(1, vec![key(1, KeyStatus::Active)])
             .await
             .unwrap();
-        s.record_failure(1, 1, 3).await.unwrap();
-        s.record_failure(1, 1, 3).await.unwrap();
+        s.record_failure(1, 1, 3, None).await.unwrap();
+        s.record_failure(1, 1, 3, None).await.unwrap();
         assert!(s.record_success(1, 1).await.unwrap());
         assert!(!s.record_success(1, 1).await.unwrap());
-        assert_eq!(s.record_failure(1, 1, 3).await.unwrap().failure_count, 1);
         assert_eq!(
-            s.record_failure(1, 1, 0).await.unwrap(),
+            s.record_failure(1, 1, 3, None).await.unwrap().failure_count,
+            1
+        );
+        assert_eq!(
+            s.record_failure(1, 1, 0, None).await.unwrap(),
             FailureOutcome {
                 failure_count: 2,
                 blacklisted: false,
@@ -506,12 +519,16 @@ mod tests {
         )
         .await
         .unwrap();
-        s.cool_down(1, 1, Duration::from_secs(30)).await.unwrap();
+        s.cool_down(1, 1, Duration::from_secs(30), None)
+            .await
+            .unwrap();
         for _ in 0..5 {
             assert_eq!(pick(&s).await, Some(2));
         }
-        s.cool_down(1, 2, Duration::from_secs(10)).await.unwrap();
-        match s.select(1).await.unwrap() {
+        s.cool_down(1, 2, Duration::from_secs(10), None)
+            .await
+            .unwrap();
+        match s.select(1, None).await.unwrap() {
             Selection::AllCooling { retry_after } => {
                 assert!(
                     retry_after <= Duration::from_secs(10) && retry_after > Duration::from_secs(8),
@@ -521,9 +538,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(s.counts(1).await.unwrap().cooling, 2);
-        s.cool_down(1, 2, Duration::from_millis(1)).await.unwrap(); // never shortens a cool-down
+        s.cool_down(1, 2, Duration::from_millis(1), None)
+            .await
+            .unwrap(); // never shortens a cool-down
         assert!(matches!(
-            s.select(1).await.unwrap(),
+            s.select(1, None).await.unwrap(),
             Selection::AllCooling { .. }
         ));
     }
@@ -532,14 +551,14 @@ mod tests {
     async fn empty_and_unknown_groups_have_no_keys() {
         let s = MemoryKeyStore::new();
         assert!(matches!(
-            s.select(9).await.unwrap(),
+            s.select(9, None).await.unwrap(),
             Selection::NoActiveKeys
         ));
         s.load_group(1, vec![key(1, KeyStatus::Invalid)])
             .await
             .unwrap();
         assert!(matches!(
-            s.select(1).await.unwrap(),
+            s.select(1, None).await.unwrap(),
             Selection::NoActiveKeys
         ));
         s.add_keys(1, vec![key(2, KeyStatus::Active)])
@@ -548,7 +567,7 @@ mod tests {
         assert_eq!(pick(&s).await, Some(2));
         s.remove_keys(1, &[2]).await.unwrap();
         assert!(matches!(
-            s.select(1).await.unwrap(),
+            s.select(1, None).await.unwrap(),
             Selection::NoActiveKeys
         ));
         s.remove_group(1).await.unwrap();
@@ -567,7 +586,11 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut blacklisted = 0;
                 for _ in 0..1000 {
-                    if s.record_failure(1, 1, 10_000).await.unwrap().blacklisted {
+                    if s.record_failure(1, 1, 10_000, None)
+                        .await
+                        .unwrap()
+                        .blacklisted
+                    {
                         blacklisted += 1;
                     }
                 }
@@ -580,7 +603,7 @@ mod tests {
         }
         // 16 000 failures: the 10 000th blacklists exactly once, the rest are not counted.
         assert_eq!(total_blacklisted, 1);
-        let outcome = s.record_failure(1, 1, 10_000).await.unwrap();
+        let outcome = s.record_failure(1, 1, 10_000, None).await.unwrap();
         assert_eq!(
             outcome,
             FailureOutcome {
@@ -610,7 +633,7 @@ mod tests {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..1000 {
-                    s.record_failure(1, 1, 0).await.unwrap();
+                    s.record_failure(1, 1, 0, None).await.unwrap();
                 }
             }));
         }
@@ -618,7 +641,7 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(
-            s.record_failure(1, 1, 0).await.unwrap().failure_count,
+            s.record_failure(1, 1, 0, None).await.unwrap().failure_count,
             16_001
         );
     }

@@ -24,6 +24,7 @@ pub use memory::MemoryKeyStore;
 pub use redis::RedisKeyStore;
 
 use crate::model::KeyStatus;
+use crate::serving_thread::ServingThread;
 
 /// What a request needs of an upstream key. Shared, so selecting a key copies a pointer.
 #[derive(Debug, PartialEq, Eq)]
@@ -106,9 +107,12 @@ pub struct KeyEvent {
 /// Live key state shared by every proxying node.
 pub trait KeyStore: Send + Sync + 'static {
     /// The next key of `group_id` in round-robin order, skipping invalid and cooling keys.
+    /// `on` is the serving thread the call is made on, if any (the proxy-path calls name it, so a
+    /// store can keep a connection per thread).
     fn select(
         &self,
         group_id: i64,
+        on: Option<ServingThread>,
     ) -> impl Future<Output = Result<Selection, KeyStoreError>> + Send;
 
     /// Counts one failure against a key; blacklists it at `threshold` (0 = never).
@@ -117,6 +121,7 @@ pub trait KeyStore: Send + Sync + 'static {
         group_id: i64,
         key_id: i64,
         threshold: u32,
+        on: Option<ServingThread>,
     ) -> impl Future<Output = Result<FailureOutcome, KeyStoreError>> + Send;
 
     /// Resets a key's consecutive-failure count after a success. Returns whether it was non-zero.
@@ -132,6 +137,7 @@ pub trait KeyStore: Send + Sync + 'static {
         group_id: i64,
         key_id: i64,
         duration: Duration,
+        on: Option<ServingThread>,
     ) -> impl Future<Output = Result<(), KeyStoreError>> + Send;
 
     /// Replaces a group's whole pool (boot load, reconciliation).
@@ -197,8 +203,12 @@ macro_rules! delegate {
 }
 
 impl KeyStore for AnyKeyStore {
-    async fn select(&self, group_id: i64) -> Result<Selection, KeyStoreError> {
-        delegate!(self, s => s.select(group_id))
+    async fn select(
+        &self,
+        group_id: i64,
+        on: Option<ServingThread>,
+    ) -> Result<Selection, KeyStoreError> {
+        delegate!(self, s => s.select(group_id, on))
     }
 
     async fn record_failure(
@@ -206,8 +216,9 @@ impl KeyStore for AnyKeyStore {
         group_id: i64,
         key_id: i64,
         threshold: u32,
+        on: Option<ServingThread>,
     ) -> Result<FailureOutcome, KeyStoreError> {
-        delegate!(self, s => s.record_failure(group_id, key_id, threshold))
+        delegate!(self, s => s.record_failure(group_id, key_id, threshold, on))
     }
 
     async fn record_success(&self, group_id: i64, key_id: i64) -> Result<bool, KeyStoreError> {
@@ -219,8 +230,9 @@ impl KeyStore for AnyKeyStore {
         group_id: i64,
         key_id: i64,
         duration: Duration,
+        on: Option<ServingThread>,
     ) -> Result<(), KeyStoreError> {
-        delegate!(self, s => s.cool_down(group_id, key_id, duration))
+        delegate!(self, s => s.cool_down(group_id, key_id, duration, on))
     }
 
     async fn load_group(&self, group_id: i64, keys: Vec<PoolKey>) -> Result<(), KeyStoreError> {

@@ -30,7 +30,7 @@ use super::{
 use crate::crypto::KeyCipher;
 use crate::model::KeyStatus;
 use crate::redis::RedisKeys;
-use crate::thread_slot;
+use crate::serving_thread::{self, ServingThread};
 
 /// Keys per script call in bulk operations (bounded argument lists).
 const BULK: usize = 500;
@@ -117,11 +117,11 @@ fn status_code(s: KeyStatus) -> &'static str {
 
 impl RedisKeyStore {
     /// `client` serves every thread but the serving threads reserved so far
-    /// ([`thread_slot::reserve`]), which get clients of their own.
+    /// ([`serving_thread::reserve`]), which get clients of their own.
     pub fn new(client: Client, keys: RedisKeys, cipher: Arc<KeyCipher>) -> Self {
         Self {
             client,
-            per_thread: (0..thread_slot::reserved())
+            per_thread: (0..serving_thread::reserved())
                 .map(|_| ThreadClient::default())
                 .collect(),
             keys,
@@ -134,10 +134,13 @@ impl RedisKeyStore {
         &self.client
     }
 
-    /// The client for a proxy-path call on this thread: a serving thread's own once connected
-    /// (the first call there starts connecting it on the thread's runtime), else the shared one.
-    fn here(&self) -> &Client {
-        let i = thread_slot::current();
+    /// The client for a proxy-path call made on serving thread `on`: that thread's own once
+    /// connected (the first call there starts connecting it on the thread's runtime), else the
+    /// shared one.
+    fn here(&self, on: Option<ServingThread>) -> &Client {
+        let Some(i) = on.map(ServingThread::index) else {
+            return &self.client;
+        };
         let Some(slot) = self.per_thread.get(i) else {
             return &self.client;
         };
@@ -289,12 +292,16 @@ impl RedisKeyStore {
 }
 
 impl KeyStore for RedisKeyStore {
-    async fn select(&self, group_id: i64) -> Result<Selection, KeyStoreError> {
+    async fn select(
+        &self,
+        group_id: i64,
+        on: Option<ServingThread>,
+    ) -> Result<Selection, KeyStoreError> {
         let v: Value = self
             .scripts
             .select
             .evalsha_with_reload(
-                self.here(),
+                self.here(on),
                 vec![self.keys.ring(group_id), self.keys.loaded(group_id)],
                 vec![self.keys.key_prefix(group_id)],
             )
@@ -337,12 +344,13 @@ impl KeyStore for RedisKeyStore {
         group_id: i64,
         key_id: i64,
         threshold: u32,
+        on: Option<ServingThread>,
     ) -> Result<FailureOutcome, KeyStoreError> {
         let v: Vec<i64> = self
             .scripts
             .failure
             .evalsha_with_reload(
-                self.here(),
+                self.here(on),
                 vec![self.keys.ring(group_id), self.keys.key(group_id, key_id)],
                 vec![threshold.to_string(), key_id.to_string()],
             )
@@ -375,12 +383,13 @@ impl KeyStore for RedisKeyStore {
         group_id: i64,
         key_id: i64,
         duration: Duration,
+        on: Option<ServingThread>,
     ) -> Result<(), KeyStoreError> {
         let _: i64 = self
             .scripts
             .cooldown
             .evalsha_with_reload(
-                self.here(),
+                self.here(on),
                 vec![self.keys.key(group_id, key_id)],
                 vec![duration.as_millis().max(1).to_string()],
             )

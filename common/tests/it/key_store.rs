@@ -9,6 +9,7 @@ use gpt_load_common::keystore::{
 };
 use gpt_load_common::model::KeyStatus;
 use gpt_load_common::redis::{RedisKeys, connect};
+use gpt_load_common::serving_thread::ServingThread;
 
 const REDIS: &str = "redis://127.0.0.1:6379/0";
 
@@ -37,7 +38,7 @@ async fn redis_store() -> RedisKeyStore {
 }
 
 async fn pick<S: KeyStore>(s: &S, g: i64) -> Option<i64> {
-    match s.select(g).await.unwrap() {
+    match s.select(g, None).await.unwrap() {
         Selection::Key(k) => Some(k.key.id),
         _ => None,
     }
@@ -68,7 +69,7 @@ async fn rotation<S: KeyStore>(s: &S) {
             cooling: 0
         }
     );
-    match s.select(1).await.unwrap() {
+    match s.select(1, None).await.unwrap() {
         Selection::Key(k) => assert_eq!(k.key.value, format!("sk-{}", k.key.id)),
         other => panic!("{other:?}"),
     }
@@ -82,7 +83,7 @@ async fn blacklist_and_restore<S: KeyStore>(s: &S) {
     .await
     .unwrap();
     assert_eq!(
-        s.record_failure(2, 10, 2).await.unwrap(),
+        s.record_failure(2, 10, 2, None).await.unwrap(),
         FailureOutcome {
             failure_count: 1,
             blacklisted: false,
@@ -90,7 +91,7 @@ async fn blacklist_and_restore<S: KeyStore>(s: &S) {
         }
     );
     assert_eq!(
-        s.record_failure(2, 10, 2).await.unwrap(),
+        s.record_failure(2, 10, 2, None).await.unwrap(),
         FailureOutcome {
             failure_count: 2,
             blacklisted: true,
@@ -98,7 +99,7 @@ async fn blacklist_and_restore<S: KeyStore>(s: &S) {
         }
     );
     assert_eq!(
-        s.record_failure(2, 10, 2).await.unwrap(),
+        s.record_failure(2, 10, 2, None).await.unwrap(),
         FailureOutcome {
             failure_count: 2,
             blacklisted: false,
@@ -116,10 +117,16 @@ async fn blacklist_and_restore<S: KeyStore>(s: &S) {
     got.sort();
     assert_eq!(got, [10, 10, 11, 11]);
     // Success resets consecutive failures.
-    s.record_failure(2, 11, 5).await.unwrap();
+    s.record_failure(2, 11, 5, None).await.unwrap();
     assert!(s.record_success(2, 11).await.unwrap());
     assert!(!s.record_success(2, 11).await.unwrap());
-    assert_eq!(s.record_failure(2, 11, 5).await.unwrap().failure_count, 1);
+    assert_eq!(
+        s.record_failure(2, 11, 5, None)
+            .await
+            .unwrap()
+            .failure_count,
+        1
+    );
 }
 
 async fn cool_down<S: KeyStore>(s: &S) {
@@ -129,14 +136,16 @@ async fn cool_down<S: KeyStore>(s: &S) {
     )
     .await
     .unwrap();
-    s.cool_down(3, 20, Duration::from_secs(30)).await.unwrap();
+    s.cool_down(3, 20, Duration::from_secs(30), None)
+        .await
+        .unwrap();
     for _ in 0..5 {
         assert_eq!(pick(s, 3).await, Some(21));
     }
-    s.cool_down(3, 21, Duration::from_millis(300))
+    s.cool_down(3, 21, Duration::from_millis(300), None)
         .await
         .unwrap();
-    match s.select(3).await.unwrap() {
+    match s.select(3, None).await.unwrap() {
         Selection::AllCooling { retry_after } => {
             assert!(retry_after <= Duration::from_millis(300), "{retry_after:?}")
         }
@@ -151,7 +160,7 @@ async fn membership<S: KeyStore>(s: &S) {
     // A group's pool is loaded (empty here) before keys come and go, as the master does.
     s.load_group(4, Vec::new()).await.unwrap();
     assert!(matches!(
-        s.select(4).await.unwrap(),
+        s.select(4, None).await.unwrap(),
         Selection::NoActiveKeys
     ));
     s.add_keys(4, vec![key(4, 30, KeyStatus::Active)])
@@ -163,7 +172,7 @@ async fn membership<S: KeyStore>(s: &S) {
     assert_eq!(pick(s, 4).await, Some(30));
     s.remove_keys(4, &[30]).await.unwrap();
     assert!(matches!(
-        s.select(4).await.unwrap(),
+        s.select(4, None).await.unwrap(),
         Selection::NoActiveKeys
     ));
     assert_eq!(
@@ -183,7 +192,7 @@ async fn membership<S: KeyStore>(s: &S) {
     )
     .await
     .unwrap();
-    s.record_failure(5, 40, 1).await.unwrap();
+    s.record_failure(5, 40, 1, None).await.unwrap();
     s.load_group(
         5,
         vec![key(5, 40, KeyStatus::Active), key(5, 42, KeyStatus::Active)],
@@ -207,7 +216,11 @@ async fn exact_concurrent_counting<S: KeyStore>(s: Arc<S>) {
         tasks.push(tokio::spawn(async move {
             let mut blacklisted = 0;
             for _ in 0..100 {
-                if s.record_failure(6, 50, 1000).await.unwrap().blacklisted {
+                if s.record_failure(6, 50, 1000, None)
+                    .await
+                    .unwrap()
+                    .blacklisted
+                {
                     blacklisted += 1;
                 }
             }
@@ -220,7 +233,7 @@ async fn exact_concurrent_counting<S: KeyStore>(s: Arc<S>) {
     }
     assert_eq!(total, 1, "blacklisted exactly once");
     assert_eq!(
-        s.record_failure(6, 50, 1000).await.unwrap(),
+        s.record_failure(6, 50, 1000, None).await.unwrap(),
         FailureOutcome {
             failure_count: 1000,
             blacklisted: false,
@@ -260,12 +273,12 @@ async fn redis_store_tells_a_lost_pool_from_an_empty_one() {
     let s = redis_store().await;
     let prefix = s.keys().prefix().to_owned();
     assert!(matches!(
-        s.select(40).await.unwrap(),
+        s.select(40, None).await.unwrap(),
         Selection::PoolMissing
     ));
     s.load_group(40, Vec::new()).await.unwrap();
     assert!(matches!(
-        s.select(40).await.unwrap(),
+        s.select(40, None).await.unwrap(),
         Selection::NoActiveKeys
     ));
     s.load_group(
@@ -288,7 +301,7 @@ async fn redis_store_tells_a_lost_pool_from_an_empty_one() {
     };
     assert!(!wiped.is_empty());
     assert!(matches!(
-        s.select(41).await.unwrap(),
+        s.select(41, None).await.unwrap(),
         Selection::PoolMissing
     ));
     assert_eq!(s.missing_pools(&[40, 41]).await.unwrap(), vec![40, 41]);
@@ -335,7 +348,7 @@ async fn redis_selection_decrypts_stored_values() {
         hash: cipher.hash("sk-real"),
     });
     s.load_group(9, vec![k]).await.unwrap();
-    match s.select(9).await.unwrap() {
+    match s.select(9, None).await.unwrap() {
         Selection::Key(sel) => {
             assert_eq!(sel.key.value, "sk-real");
             assert_eq!(sel.key.stored, stored);
@@ -509,6 +522,16 @@ async fn redis_connections() -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// Serving thread 0, as the calls made on it name it.
+const T0: Option<ServingThread> = Some(ServingThread(0));
+
+async fn pick_on<S: KeyStore>(s: &S, g: i64, on: Option<ServingThread>) -> Option<i64> {
+    match s.select(g, on).await.unwrap() {
+        Selection::Key(k) => Some(k.key.id),
+        _ => None,
+    }
+}
+
 /// Runs the future `make` builds on serving thread 0, as the worker's `serve` runs it: a thread
 /// of its own with a single-threaded runtime.
 fn on_serving_thread<T, F>(make: impl FnOnce() -> F + Send + 'static) -> T
@@ -517,7 +540,6 @@ where
     F: std::future::Future<Output = T>,
 {
     std::thread::spawn(move || {
-        gpt_load_common::thread_slot::enter(0);
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -531,7 +553,7 @@ where
 #[test]
 fn a_serving_thread_gets_a_redis_client_of_its_own() {
     // Process-wide; nextest runs every test in a process of its own.
-    gpt_load_common::thread_slot::reserve(1);
+    gpt_load_common::serving_thread::reserve(1);
     let main = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -563,7 +585,7 @@ fn a_serving_thread_gets_a_redis_client_of_its_own() {
     let picks = on_serving_thread(move || async move {
         let s = on_thread;
         // Served at once (by the shared client while its own connects) ...
-        let mut picks = vec![pick(&*s, 1).await];
+        let mut picks = vec![pick_on(&*s, 1, T0).await];
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while s.thread_clients() == 0 {
             assert!(std::time::Instant::now() < deadline, "no client of its own");
@@ -571,9 +593,9 @@ fn a_serving_thread_gets_a_redis_client_of_its_own() {
         }
         // ... then by its own, with the same rotation and failure counting.
         for _ in 0..3 {
-            picks.push(pick(&*s, 1).await);
+            picks.push(pick_on(&*s, 1, T0).await);
         }
-        let out = s.record_failure(1, 1, 10).await.unwrap();
+        let out = s.record_failure(1, 1, 10, T0).await.unwrap();
         assert_eq!(out.failure_count, 1);
         (picks, redis_connections().await)
     });
@@ -632,7 +654,7 @@ impl Drop for PrivateRedis {
 
 #[test]
 fn a_serving_thread_whose_redis_connect_failed_tries_again_later() {
-    gpt_load_common::thread_slot::reserve(1);
+    gpt_load_common::serving_thread::reserve(1);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -656,20 +678,20 @@ fn a_serving_thread_whose_redis_connect_failed_tries_again_later() {
         let s = on_thread;
         let first = std::time::Instant::now();
         // Redis is down: the call fails and so does the thread's first connect.
-        assert!(s.select(1).await.is_err());
+        assert!(s.select(1, T0).await.is_err());
         tokio::time::sleep(Duration::from_millis(300)).await;
         let _redis = PrivateRedis::start(port);
         let back = std::time::Instant::now();
         // Back up, but the next attempt waits for its turn (meanwhile the shared client,
         // reconnected by itself, serves) ...
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let _ = s.select(1).await;
+        let _ = s.select(1, T0).await;
         assert_eq!(s.thread_clients(), 0, "retried before its time");
         // ... and then the thread gets its own connection.
         let deadline = back + Duration::from_secs(15);
         while s.thread_clients() == 0 {
             assert!(std::time::Instant::now() < deadline, "never retried");
-            let _ = s.select(1).await;
+            let _ = s.select(1, T0).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         first.elapsed()

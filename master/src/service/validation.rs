@@ -46,7 +46,7 @@ pub async fn validate_and_apply(
         }
         Err(_) => match state
             .store
-            .record_failure(group_id, key_id, rt.group.config.blacklist_threshold)
+            .record_failure(group_id, key_id, rt.group.config.blacklist_threshold, None)
             .await
         {
             Ok(o) => state.records.key_event(KeyEvent {

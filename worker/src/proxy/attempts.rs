@@ -79,7 +79,7 @@ pub(super) async fn run(
                 .records
                 .log(ctx.record(at, 503, &error.to_string(), RequestType::Final));
         };
-        let key = match store.select(group_id).await {
+        let key = match store.select(group_id, ctx.thread).await {
             Ok(Selection::Key(k)) => k,
             Err(e) => {
                 tracing::warn!(group = member.group.name(), error = %e, "key store unavailable");
@@ -177,7 +177,7 @@ pub(super) async fn run(
                 message,
             } => {
                 let message = redact(&message, &key.key.value);
-                outcome::failed(state, &member, &key, &verdict).await;
+                outcome::failed(state, &member, &key, &verdict, ctx.thread).await;
                 let last = is_last || !verdict.retry_with_next_key;
                 let kind = if last {
                     RequestType::Final

@@ -32,6 +32,7 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use gpt_load_common::log_record::truncate_utf8;
+use gpt_load_common::serving_thread::ServingThread;
 use http::StatusCode;
 use tracing::Instrument;
 
@@ -127,6 +128,7 @@ pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
         facts,
         request_path: truncate_utf8(&request_path, 500).to_owned(),
         original,
+        thread: parts.extensions.get::<ServingThread>().copied(),
     };
     let mut stats = RunStats::default();
     let original_metrics = ctx.original.metrics.clone();

@@ -5,6 +5,7 @@
 use gpt_load_common::keystore::{KeyEvent, KeyStore, SelectedKey};
 use gpt_load_common::metrics::KeyEventKind;
 use gpt_load_common::model::KeyStatus;
+use gpt_load_common::serving_thread::ServingThread;
 
 use crate::failure::Verdict;
 use crate::state::{GroupRuntime, WorkerState};
@@ -15,19 +16,25 @@ pub(super) async fn failed(
     member: &GroupRuntime,
     key: &SelectedKey,
     verdict: &Verdict,
+    on: Option<ServingThread>,
 ) {
     let store = &state.0.store;
     let group_id = member.group.id();
     let key_id = key.key.id;
     if let Some(d) = verdict.cool_down {
         member.metrics.key_event(KeyEventKind::Cooldown, 1);
-        let _ = store.cool_down(group_id, key_id, d).await;
+        let _ = store.cool_down(group_id, key_id, d, on).await;
     }
     if !verdict.counts_against_key {
         return;
     }
     match store
-        .record_failure(group_id, key_id, member.group.config.blacklist_threshold)
+        .record_failure(
+            group_id,
+            key_id,
+            member.group.config.blacklist_threshold,
+            on,
+        )
         .await
     {
         Ok(outcome) => {

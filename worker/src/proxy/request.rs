@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use gpt_load_common::keystore::KeyMaterial;
 use gpt_load_common::log_record::{RequestLogRecord, RequestType, truncate_utf8};
+use gpt_load_common::serving_thread::ServingThread;
 use http::Method;
 use http::header::HeaderMap;
 
@@ -30,6 +31,9 @@ pub(super) struct RequestCtx {
     pub user_agent: String,
     /// The group the client named (an aggregate's attempts run in its members).
     pub original: Arc<GroupRuntime>,
+    /// The serving thread the request runs on (none when called outside the serving loop), for
+    /// the per-thread upstream pools and Redis clients.
+    pub thread: Option<ServingThread>,
 }
 
 /// What a log record says of one attempt, beyond the request.

@@ -126,7 +126,7 @@ pub(super) async fn send(
     // Boxed before it is wrapped, as the attempt's future.
     let resp = tokio::time::timeout(
         header_timeout,
-        Box::pin(member.client.request(upstream_req)),
+        Box::pin(member.client.request(ctx.thread, upstream_req)),
     )
     .await;
     member.metrics.observe_upstream(sent.elapsed());
