@@ -528,6 +528,11 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "false",
         "serve Prometheus metrics on /metrics (admin-authenticated)",
     ),
+    (
+        ENV_UI_DIR,
+        "",
+        "a built web UI to serve from disk instead of the one embedded in the binary",
+    ),
     (ENV_TZ, "(system)", "time zone of hourly statistics"),
     (
         "TOKIO_WORKER_THREADS",

@@ -256,12 +256,11 @@ async fn add_missing_columns(db: &Db) -> Result<(), sqlx::Error> {
 /// - Unique indexes on the plaintext key value from early 1.x releases.
 /// - GPT-Load's `request_logs` indexes that no query can use: the log filters on these columns
 ///   are `LIKE '%…%'` (which no B-tree index serves) and nothing looks logs up by group id. Each
-///   one cost every logged request an index insert: with SQLite, dropping the five cut the
-///   proxy's user-space instructions per request by 7 % (issue 3).
+///   one cost every logged request an index insert (measured in `docs/design/logging.md`).
 /// - `request_type` alone, replaced by [`TYPE_TIME_INDEX`] (created first): on SQLite, which keeps
 ///   no statistics, the planner preferred it to the `timestamp` range of the dashboard's counts
-///   and read every final log (0.2 s per count at 830 k rows, growing with the table), and the
-///   type-filtered log list sorted every matching row.
+///   and read every final log (a cost growing with the table), and the type-filtered log list
+///   sorted every matching row.
 ///
 /// The indexes that queries use stay: `timestamp` (ordering, ranges, retention) and `key_hash`
 /// (filter, export). GPT-Load recreates the dropped ones if a database goes back to it (and

@@ -8,9 +8,8 @@
 //!
 //! The queue is taken from every [`COALESCE`], never waited on: a record sent wakes nothing.
 //! (Waited on, it woke this runtime for each request that came after a quiet spell, which at
-//! light load is every request: two of the main runtime's threads woken per request. At 50
-//! requests a second that was a quarter of the process's CPU per request: 323–365 µs before,
-//! 235–281 µs after, in an interleaved A/B on the 2-core CI machine.)
+//! light load is every request: two of the main runtime's threads woken per request; the
+//! measurement is in `docs/benchmarks.md`.)
 
 use std::collections::HashMap;
 use std::time::Duration;
