@@ -32,6 +32,14 @@
 //! user message>"`, so a test can check a body arrived intact. Anything else is a 404
 //! in the guessed vendor's error format.
 //!
+//! # Fixtures
+//!
+//! The JSON bodies (generation answers, embeddings, model lists, error bodies) are files under
+//! `integration-tests/fixtures/{openai,anthropic,gemini}/`, compiled in and filled per request
+//! (`fixtures.rs`). Stream frames are assembled delta by delta in `stream.rs`; the whole
+//! objects they carry (a Responses `response`, an Anthropic `message`, a Gemini chunk) come
+//! from the fixtures too.
+//!
 //! # Recording
 //!
 //! Every request is recorded ([`Recorded`]) once its body was read and before its
@@ -56,6 +64,7 @@
 //! stream (HTTP/2).
 
 mod behavior;
+mod fixtures;
 mod stream;
 mod wire;
 
@@ -79,7 +88,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -835,14 +844,14 @@ fn generation_json(ctx: &Ctx<'_>, kind: StreamKind, prompt: &Prompt<'_>) -> Resp
                 Some(&prompt.reply),
             ),
         ),
-        StreamKind::GeminiSse | StreamKind::GeminiArray => json_response(
+        StreamKind::GeminiSse | StreamKind::GeminiArray => json_bytes(
             StatusCode::OK,
-            &wire::gemini_response(
+            wire::gemini_response(
                 &prompt.model,
                 &wire::make_id("mock-resp-", ctx.seq),
                 &prompt.reply,
-                Some("STOP"),
-                wire::gemini_usage(prompt.prompt_tokens, Some(wire::tokens(&prompt.reply))),
+                prompt.prompt_tokens,
+                Some(wire::tokens(&prompt.reply)),
             ),
         ),
     }
@@ -866,7 +875,7 @@ fn other_endpoint(ctx: &Ctx<'_>) -> Response {
     };
     match ctx.endpoint {
         Endpoint::Embeddings => match wire::openai_embeddings(ctx.body) {
-            Ok(v) => json_response(StatusCode::OK, &v),
+            Ok(v) => json_bytes(StatusCode::OK, v),
             Err(err) => invalid(err),
         },
         Endpoint::OpenAiModels { gemini } => {
@@ -881,7 +890,11 @@ fn other_endpoint(ctx: &Ctx<'_>) -> Response {
             found(wire::openai_model_one(models.get(Vendor::OpenAi), id), id)
         }
         Endpoint::MessagesCountTokens => match wire::parse_chat(ctx.body) {
-            Ok(p) => json_response(StatusCode::OK, &json!({ "input_tokens": p.prompt_tokens })),
+            Ok(p) => json_bytes(
+                StatusCode::OK,
+                fixtures::ANTHROPIC_COUNT_TOKENS
+                    .render(&[("input_tokens", fixtures::Fill::Num(p.prompt_tokens))]),
+            ),
             Err(err) => invalid(err),
         },
         Endpoint::AnthropicModels => json_response(
@@ -893,18 +906,16 @@ fn other_endpoint(ctx: &Ctx<'_>) -> Response {
         }
         Endpoint::Gemini { model, action } => match action {
             GeminiAction::CountTokens => match wire::parse_gemini(model, ctx.body, false) {
-                Ok(p) => json_response(
+                Ok(p) => json_bytes(
                     StatusCode::OK,
-                    &json!({
-                        "totalTokens": p.prompt_tokens,
-                        "promptTokensDetails": [{ "modality": "TEXT", "tokenCount": p.prompt_tokens }]
-                    }),
+                    fixtures::GEMINI_COUNT_TOKENS
+                        .render(&[("total_tokens", fixtures::Fill::Num(p.prompt_tokens))]),
                 ),
                 Err(err) => invalid(err),
             },
             GeminiAction::Embed | GeminiAction::BatchEmbed => {
                 match wire::gemini_embeddings(ctx.body, action == GeminiAction::BatchEmbed) {
-                    Ok(v) => json_response(StatusCode::OK, &v),
+                    Ok(v) => json_bytes(StatusCode::OK, v),
                     Err(err) => invalid(err),
                 }
             }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::json;
+use super::fixtures::{self, Fill};
 
 /// How the mock answers one request.
 ///
@@ -143,20 +143,7 @@ impl Behavior {
 
     /// Gemini's answer to a wrong key: 400 `INVALID_ARGUMENT` with reason `API_KEY_INVALID`.
     pub fn gemini_invalid_key() -> Self {
-        let body = json!({
-            "error": {
-                "code": 400,
-                "message": "API key not valid. Please pass a valid API key.",
-                "status": "INVALID_ARGUMENT",
-                "details": [{
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "API_KEY_INVALID",
-                    "domain": "googleapis.com",
-                    "metadata": { "service": "generativelanguage.googleapis.com" }
-                }]
-            }
-        });
-        Self::status_with_body(400, body.to_string())
+        Self::status_with_body(400, fixtures::GEMINI_INVALID_KEY.string(&[]))
     }
 
     /// OpenAI-style 429 with a `Retry-After: <secs>` header.
@@ -185,20 +172,25 @@ impl Behavior {
 
 /// OpenAI's error body: `{"error":{"message","type","param":null,"code"}}`.
 pub fn openai_error_body(message: &str, kind: &str, code: Option<&str>) -> String {
-    json!({
-        "error": { "message": message, "type": kind, "param": null, "code": code }
-    })
-    .to_string()
+    fixtures::OPENAI_ERROR.string(&[
+        ("message", Fill::Str(message)),
+        ("type", Fill::Str(kind)),
+        ("code", Fill::OptStr(code)),
+    ])
 }
 
 /// Anthropic's error body: `{"type":"error","error":{"type","message"}}`.
 pub fn anthropic_error_body(kind: &str, message: &str) -> String {
-    json!({ "type": "error", "error": { "type": kind, "message": message } }).to_string()
+    fixtures::ANTHROPIC_ERROR.string(&[("type", Fill::Str(kind)), ("message", Fill::Str(message))])
 }
 
 /// Gemini's (Google RPC) error body: `{"error":{"code","message","status"}}`.
 pub fn gemini_error_body(code: u16, message: &str, status: &str) -> String {
-    json!({ "error": { "code": code, "message": message, "status": status } }).to_string()
+    fixtures::GEMINI_ERROR.string(&[
+        ("code", Fill::Num(code.into())),
+        ("message", Fill::Str(message)),
+        ("status", Fill::Str(status)),
+    ])
 }
 
 /// OpenAI's `error.type` for a status code.

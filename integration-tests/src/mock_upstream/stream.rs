@@ -140,29 +140,26 @@ impl StreamFormat {
         p
     }
 
-    fn gemini_frame(&mut self, v: &Value, last: bool) -> Bytes {
+    /// One Gemini chunk (already JSON) framed for the stream's kind.
+    fn gemini_frame(&mut self, chunk: &[u8], last: bool) -> Bytes {
+        let mut buf = BytesMut::with_capacity(chunk.len() + 16);
         match self.kind {
             StreamKind::GeminiArray => {
-                let mut buf = BytesMut::with_capacity(256).writer();
                 let sep: &[u8] = if self.first { b"[" } else { b",\r\n" };
                 self.first = false;
-                buf.get_mut().put_slice(sep);
-                let _ = serde_json::to_writer(&mut buf, v);
-                let mut buf = buf.into_inner();
+                buf.put_slice(sep);
+                buf.put_slice(chunk);
                 if last {
                     buf.put_slice(b"]");
                 }
-                buf.freeze()
             }
             _ => {
-                let mut buf = BytesMut::with_capacity(256).writer();
-                buf.get_mut().put_slice(b"data: ");
-                let _ = serde_json::to_writer(&mut buf, v);
-                let mut buf = buf.into_inner();
+                buf.put_slice(b"data: ");
+                buf.put_slice(chunk);
                 buf.put_slice(b"\r\n\r\n");
-                buf.freeze()
             }
         }
+        buf.freeze()
     }
 
     /// Frames sent before any content.
@@ -237,14 +234,9 @@ impl StreamFormat {
                 }),
             ),
             StreamKind::GeminiSse | StreamKind::GeminiArray => {
-                let v = wire::gemini_response(
-                    &self.model,
-                    &self.id,
-                    text,
-                    None,
-                    wire::gemini_usage(self.prompt_tokens, None),
-                );
-                self.gemini_frame(&v, false)
+                let chunk =
+                    wire::gemini_response(&self.model, &self.id, text, self.prompt_tokens, None);
+                self.gemini_frame(&chunk, false)
             }
         }
     }
@@ -329,14 +321,14 @@ impl StreamFormat {
                 sse_event("message_stop", &json!({ "type": "message_stop" })),
             ],
             StreamKind::GeminiSse | StreamKind::GeminiArray => {
-                let v = wire::gemini_response(
+                let chunk = wire::gemini_response(
                     &self.model,
                     &self.id,
                     "",
-                    Some("STOP"),
-                    wire::gemini_usage(self.prompt_tokens, Some(out_tokens)),
+                    self.prompt_tokens,
+                    Some(out_tokens),
                 );
-                vec![self.gemini_frame(&v, true)]
+                vec![self.gemini_frame(&chunk, true)]
             }
         }
     }

@@ -1,12 +1,12 @@
 //! The vendors' wire formats: which endpoint a request hit, what it asked for, and the
-//! JSON bodies the real APIs answer with (streams are in `stream.rs`).
+//! JSON bodies the real APIs answer with, filled in from the fixtures (`fixtures.rs`;
+//! streams are in `stream.rs`).
 //!
 //! Bodies follow the public API references closely enough for the official SDKs
 //! (`openai`, `anthropic`, `google-genai`) to parse them; field names are exact.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use base64::Engine as _;
 use http::{HeaderMap, Method};
@@ -14,6 +14,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+
+use super::fixtures::{self, Fill};
 
 /// An API vendor whose wire format the mock speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -435,57 +437,52 @@ pub(super) fn body_model(body: &[u8]) -> Option<Cow<'_, str>> {
 // JSON bodies
 // ---------------------------------------------------------------------------------------
 
-/// Fixed pieces of the chat completion body, so the hot path only writes the variable
-/// parts (id, model, reply, token counts) between them.
-const CHAT_HEAD: &str = r#"{"id":"chatcmpl-mock"#;
-const CHAT_OBJECT: &str = r#"","object":"chat.completion","created":"#;
-const CHAT_MODEL: &str = r#","model":"#;
-const CHAT_CONTENT: &str = r#","choices":[{"index":0,"message":{"role":"assistant","content":"#;
-const CHAT_USAGE: &str = r#","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":"#;
-const CHAT_TAIL: &str = r#","prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_mock"}"#;
-
-/// OpenAI `chat.completion` object (the benchmark's baseline path: one allocation).
+/// OpenAI `chat.completion` object (the benchmark's baseline path: one buffer).
 pub(super) fn chat_completion(seq: u64, created: u64, prompt: &Prompt<'_>) -> Vec<u8> {
     let completion_tokens = tokens(&prompt.reply);
-    let mut out = Vec::with_capacity(
-        CHAT_HEAD.len()
-            + CHAT_OBJECT.len()
-            + CHAT_MODEL.len()
-            + CHAT_CONTENT.len()
-            + CHAT_USAGE.len()
-            + CHAT_TAIL.len()
-            + prompt.model.len()
-            + prompt.reply.len()
-            + 96,
-    );
-    // Writing to a `Vec` cannot fail.
-    let _ = write!(out, "{CHAT_HEAD}{seq}{CHAT_OBJECT}{created}{CHAT_MODEL}");
-    let _ = serde_json::to_writer(&mut out, prompt.model.as_ref());
-    out.extend_from_slice(CHAT_CONTENT.as_bytes());
-    let _ = serde_json::to_writer(&mut out, &prompt.reply);
-    let _ = write!(
-        out,
-        r#"{CHAT_USAGE}{p},"completion_tokens":{completion_tokens},"total_tokens":{total}{CHAT_TAIL}"#,
-        p = prompt.prompt_tokens,
-        total = prompt.prompt_tokens + completion_tokens,
+    let template = &*fixtures::OPENAI_CHAT_COMPLETION;
+    let mut out =
+        Vec::with_capacity(template.literal_len() + prompt.model.len() + prompt.reply.len() + 128);
+    template.render_into(
+        &mut out,
+        &[
+            ("id", Fill::Id("chatcmpl-mock", seq)),
+            ("created", Fill::Num(created)),
+            ("model", Fill::Str(&prompt.model)),
+            ("content", Fill::Str(&prompt.reply)),
+            ("prompt_tokens", Fill::Num(prompt.prompt_tokens)),
+            ("completion_tokens", Fill::Num(completion_tokens)),
+            (
+                "total_tokens",
+                Fill::Num(prompt.prompt_tokens + completion_tokens),
+            ),
+        ],
     );
     out
 }
 
-/// The `output` item of a Responses API message.
+/// The `output` item of a Responses API message: the fixture's, `in_progress` and empty
+/// when `text` is None.
 pub(super) fn responses_message_item(msg_id: &str, status: &str, text: Option<&str>) -> Value {
-    let content = match text {
-        Some(text) => json!([{
-            "type": "output_text", "text": text, "annotations": [], "logprobs": []
-        }]),
-        None => json!([]),
-    };
-    json!({
-        "id": msg_id, "type": "message", "status": status, "role": "assistant", "content": content
-    })
+    let mut response = fixtures::OPENAI_RESPONSE.value(&[
+        ("message_id", Fill::Str(msg_id)),
+        ("text", Fill::Str(text.unwrap_or(""))),
+    ]);
+    let mut item = response
+        .pointer_mut("/output/0")
+        .map(Value::take)
+        .unwrap_or_default();
+    if let Some(obj) = item.as_object_mut() {
+        obj.insert("status".to_owned(), json!(status));
+        if text.is_none() {
+            obj.insert("content".to_owned(), json!([]));
+        }
+    }
+    item
 }
 
-/// An OpenAI Responses API `response` object; `text` None means no output yet.
+/// An OpenAI Responses API `response` object; `text` None means no output yet
+/// (`in_progress`, empty `output`, no `usage`).
 pub(super) fn responses_object(
     resp_id: &str,
     msg_id: &str,
@@ -493,125 +490,71 @@ pub(super) fn responses_object(
     prompt: &Prompt<'_>,
     text: Option<&str>,
 ) -> Value {
-    let (status, output, usage) = match text {
-        Some(text) => {
-            let out_tokens = tokens(text);
-            (
-                "completed",
-                json!([responses_message_item(msg_id, "completed", Some(text))]),
-                json!({
-                    "input_tokens": prompt.prompt_tokens,
-                    "input_tokens_details": { "cached_tokens": 0 },
-                    "output_tokens": out_tokens,
-                    "output_tokens_details": { "reasoning_tokens": 0 },
-                    "total_tokens": prompt.prompt_tokens + out_tokens
-                }),
-            )
-        }
-        None => ("in_progress", json!([]), Value::Null),
-    };
-    json!({
-        "id": resp_id,
-        "object": "response",
-        "created_at": created,
-        "status": status,
-        "background": false,
-        "error": null,
-        "incomplete_details": null,
-        "instructions": null,
-        "max_output_tokens": null,
-        "max_tool_calls": null,
-        "model": prompt.model,
-        "output": output,
-        "parallel_tool_calls": true,
-        "previous_response_id": null,
-        "reasoning": { "effort": null, "summary": null },
-        "service_tier": "default",
-        "store": true,
-        "temperature": 1.0,
-        "text": { "format": { "type": "text" }, "verbosity": "medium" },
-        "tool_choice": "auto",
-        "tools": [],
-        "top_logprobs": 0,
-        "top_p": 1.0,
-        "truncation": "disabled",
-        "usage": usage,
-        "user": null,
-        "metadata": {}
-    })
-}
-
-/// Anthropic `usage` object.
-pub(super) fn anthropic_usage(input: u64, output: u64) -> Value {
-    json!({
-        "input_tokens": input,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": output,
-        "service_tier": "standard"
-    })
-}
-
-/// Anthropic `message` object; `text` None means the empty message of `message_start`.
-pub(super) fn anthropic_message(msg_id: &str, prompt: &Prompt<'_>, text: Option<&str>) -> Value {
-    let (content, stop_reason, output_tokens) = match text {
-        Some(text) => (
-            json!([{ "type": "text", "text": text }]),
-            json!("end_turn"),
-            tokens(text),
-        ),
-        None => (json!([]), Value::Null, 1),
-    };
-    json!({
-        "id": msg_id,
-        "type": "message",
-        "role": "assistant",
-        "model": prompt.model,
-        "content": content,
-        "stop_reason": stop_reason,
-        "stop_sequence": null,
-        "usage": anthropic_usage(prompt.prompt_tokens, output_tokens)
-    })
-}
-
-/// Gemini `usageMetadata`; `output` None for an intermediate stream chunk.
-pub(super) fn gemini_usage(prompt_tokens: u64, output: Option<u64>) -> Value {
-    match output {
-        Some(out) => json!({
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": out,
-            "totalTokenCount": prompt_tokens + out,
-            "promptTokensDetails": [{ "modality": "TEXT", "tokenCount": prompt_tokens }]
-        }),
-        None => json!({
-            "promptTokenCount": prompt_tokens,
-            "totalTokenCount": prompt_tokens,
-            "promptTokensDetails": [{ "modality": "TEXT", "tokenCount": prompt_tokens }]
-        }),
+    let out_tokens = tokens(text.unwrap_or(""));
+    let mut response = fixtures::OPENAI_RESPONSE.value(&[
+        ("id", Fill::Str(resp_id)),
+        ("created", Fill::Num(created)),
+        ("model", Fill::Str(&prompt.model)),
+        ("message_id", Fill::Str(msg_id)),
+        ("text", Fill::Str(text.unwrap_or(""))),
+        ("input_tokens", Fill::Num(prompt.prompt_tokens)),
+        ("output_tokens", Fill::Num(out_tokens)),
+        ("total_tokens", Fill::Num(prompt.prompt_tokens + out_tokens)),
+    ]);
+    if text.is_none()
+        && let Some(obj) = response.as_object_mut()
+    {
+        obj.insert("status".to_owned(), json!("in_progress"));
+        obj.insert("output".to_owned(), json!([]));
+        obj.insert("usage".to_owned(), Value::Null);
     }
+    response
 }
 
-/// A Gemini `GenerateContentResponse` with one candidate.
+/// Anthropic `message` object; `text` None means the empty message of `message_start`
+/// (no content, no stop reason, one output token).
+pub(super) fn anthropic_message(msg_id: &str, prompt: &Prompt<'_>, text: Option<&str>) -> Value {
+    let output_tokens = text.map_or(1, tokens);
+    let mut message = fixtures::ANTHROPIC_MESSAGE.value(&[
+        ("id", Fill::Str(msg_id)),
+        ("model", Fill::Str(&prompt.model)),
+        ("text", Fill::Str(text.unwrap_or(""))),
+        ("input_tokens", Fill::Num(prompt.prompt_tokens)),
+        ("output_tokens", Fill::Num(output_tokens)),
+    ]);
+    if text.is_none()
+        && let Some(obj) = message.as_object_mut()
+    {
+        obj.insert("content".to_owned(), json!([]));
+        obj.insert("stop_reason".to_owned(), Value::Null);
+    }
+    message
+}
+
+/// A Gemini `GenerateContentResponse` with one candidate: finished (`STOP`, full usage)
+/// when `candidates_tokens` is given, else an intermediate stream chunk.
 pub(super) fn gemini_response(
     model: &str,
     resp_id: &str,
     text: &str,
-    finish: Option<&str>,
-    usage: Value,
-) -> Value {
-    let mut candidate = json!({
-        "content": { "parts": [{ "text": text }], "role": "model" },
-        "index": 0
-    });
-    if let (Some(finish), Some(obj)) = (finish, candidate.as_object_mut()) {
-        obj.insert("finishReason".to_owned(), json!(finish));
+    prompt_tokens: u64,
+    candidates_tokens: Option<u64>,
+) -> Vec<u8> {
+    let common = [
+        ("model", Fill::Str(model)),
+        ("response_id", Fill::Str(resp_id)),
+        ("text", Fill::Str(text)),
+        ("prompt_tokens", Fill::Num(prompt_tokens)),
+    ];
+    match candidates_tokens {
+        Some(out) => {
+            let mut fills = common.to_vec();
+            fills.push(("candidates_tokens", Fill::Num(out)));
+            fills.push(("total_tokens", Fill::Num(prompt_tokens + out)));
+            fixtures::GEMINI_GENERATE_CONTENT.render(&fills)
+        }
+        None => fixtures::GEMINI_STREAM_CHUNK.render(&common),
     }
-    json!({
-        "candidates": [candidate],
-        "usageMetadata": usage,
-        "modelVersion": model,
-        "responseId": resp_id
-    })
 }
 
 #[derive(Deserialize)]
@@ -635,7 +578,7 @@ fn embedding_values(index: usize, dims: usize) -> impl Iterator<Item = f32> {
 
 /// OpenAI embeddings list; base64 when `encoding_format` is `base64` (the Python SDK's
 /// default), else float arrays.
-pub(super) fn openai_embeddings(body: &[u8]) -> Result<Value, serde_json::Error> {
+pub(super) fn openai_embeddings(body: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
     let req: EmbeddingsBody<'_> = serde_json::from_slice(body)?;
     let (count, text_len) = match req.input.map(RawValue::get) {
         Some(s) if s.starts_with('[') => {
@@ -651,47 +594,47 @@ pub(super) fn openai_embeddings(body: &[u8]) -> Result<Value, serde_json::Error>
     };
     let dims = req.dimensions.unwrap_or(EMBEDDING_DIMS).clamp(1, 4096);
     let base64 = req.encoding_format.as_deref() == Some("base64");
-    let data: Vec<Value> = (0..count)
-        .map(|index| {
-            let embedding = if base64 {
-                let mut raw = Vec::with_capacity(dims * 4);
-                for v in embedding_values(index, dims) {
-                    raw.extend_from_slice(&v.to_le_bytes());
-                }
-                json!(base64::engine::general_purpose::STANDARD.encode(raw))
-            } else {
-                json!(embedding_values(index, dims).collect::<Vec<_>>())
-            };
-            json!({ "object": "embedding", "index": index, "embedding": embedding })
-        })
-        .collect();
+    let data = fixtures::array((0..count).map(|index| {
+        let embedding = if base64 {
+            let mut raw = Vec::with_capacity(dims * 4);
+            for v in embedding_values(index, dims) {
+                raw.extend_from_slice(&v.to_le_bytes());
+            }
+            json!(base64::engine::general_purpose::STANDARD.encode(raw))
+        } else {
+            json!(embedding_values(index, dims).collect::<Vec<_>>())
+        };
+        fixtures::OPENAI_EMBEDDING.render(&[
+            ("index", Fill::Num(index as u64)),
+            ("embedding", Fill::Json(&embedding)),
+        ])
+    }));
     let used = (text_len as u64).div_ceil(4);
-    Ok(json!({
-        "object": "list",
-        "data": data,
-        "model": req.model.unwrap_or(Cow::Borrowed("")),
-        "usage": { "prompt_tokens": used, "total_tokens": used }
-    }))
+    Ok(fixtures::OPENAI_EMBEDDINGS.render(&[
+        ("data", Fill::Raw(&data)),
+        ("model", Fill::Str(req.model.as_deref().unwrap_or(""))),
+        ("tokens", Fill::Num(used)),
+    ]))
 }
 
 /// Gemini `embedContent` (`batch` false) or `batchEmbedContents` answer.
-pub(super) fn gemini_embeddings(body: &[u8], batch: bool) -> Result<Value, serde_json::Error> {
+pub(super) fn gemini_embeddings(body: &[u8], batch: bool) -> Result<Vec<u8>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Batch {
         #[serde(default)]
         requests: Vec<IgnoredAny>,
     }
+    let embedding = |i: usize| {
+        let values = json!(embedding_values(i, EMBEDDING_DIMS).collect::<Vec<_>>());
+        fixtures::GEMINI_CONTENT_EMBEDDING.render(&[("values", Fill::Json(&values))])
+    };
     if batch {
         let req: Batch = serde_json::from_slice(body)?;
-        let embeddings: Vec<Value> = (0..req.requests.len())
-            .map(|i| json!({ "values": embedding_values(i, EMBEDDING_DIMS).collect::<Vec<_>>() }))
-            .collect();
-        Ok(json!({ "embeddings": embeddings }))
+        let embeddings = fixtures::array((0..req.requests.len()).map(embedding));
+        Ok(fixtures::GEMINI_BATCH_EMBED_CONTENTS.render(&[("embeddings", Fill::Raw(&embeddings))]))
     } else {
         serde_json::from_slice::<IgnoredAny>(body)?;
-        Ok(
-            json!({ "embedding": { "values": embedding_values(0, EMBEDDING_DIMS).collect::<Vec<_>>() } }),
-        )
+        Ok(fixtures::GEMINI_EMBED_CONTENT.render(&[("embedding", Fill::Raw(&embedding(0)))]))
     }
 }
 
@@ -726,11 +669,9 @@ pub(super) fn default_models(vendor: Vendor) -> Vec<String> {
     ids.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// A fixed creation time for every listed model (2023-11-14).
-const MODEL_CREATED: u64 = 1_700_000_000;
-
+/// An OpenAI `model` (every one created 2023-11-14, as the fixture says).
 fn openai_model(id: &str, owner: &str) -> Value {
-    json!({ "id": id, "object": "model", "created": MODEL_CREATED, "owned_by": owner })
+    fixtures::OPENAI_MODEL.value(&[("id", Fill::Str(id)), ("owned_by", Fill::Str(owner))])
 }
 
 /// OpenAI `GET /v1/models`; for Gemini's OpenAI surface ids are `models/<name>`.
@@ -745,7 +686,7 @@ pub(super) fn openai_models(ids: &[String], gemini: bool) -> Value {
             }
         })
         .collect();
-    json!({ "object": "list", "data": data })
+    fixtures::OPENAI_MODELS.value(&[("data", Fill::Json(&Value::Array(data)))])
 }
 
 /// OpenAI `GET /v1/models/{id}`.
@@ -772,12 +713,10 @@ fn display_name(id: &str) -> String {
 }
 
 fn anthropic_model(id: &str) -> Value {
-    json!({
-        "type": "model",
-        "id": id,
-        "display_name": display_name(id),
-        "created_at": "2025-05-22T00:00:00Z"
-    })
+    fixtures::ANTHROPIC_MODEL.value(&[
+        ("id", Fill::Str(id)),
+        ("display_name", Fill::Str(&display_name(id))),
+    ])
 }
 
 /// Anthropic `GET /v1/models` with `limit` (default 20) and `after_id` paging.
@@ -791,12 +730,13 @@ pub(super) fn anthropic_models(ids: &[String], query: Option<&str>) -> Value {
         .and_then(|after| ids.iter().position(|m| *m == after).map(|i| i + 1))
         .unwrap_or(0);
     let page: Vec<&String> = ids.iter().skip(start).take(limit).collect();
-    json!({
-        "data": page.iter().map(|id| anthropic_model(id)).collect::<Vec<_>>(),
-        "has_more": start + page.len() < ids.len(),
-        "first_id": page.first(),
-        "last_id": page.last()
-    })
+    let data: Vec<Value> = page.iter().map(|id| anthropic_model(id)).collect();
+    fixtures::ANTHROPIC_MODELS.value(&[
+        ("data", Fill::Json(&Value::Array(data))),
+        ("has_more", Fill::Bool(start + page.len() < ids.len())),
+        ("first_id", Fill::OptStr(page.first().map(|s| s.as_str()))),
+        ("last_id", Fill::OptStr(page.last().map(|s| s.as_str()))),
+    ])
 }
 
 /// Anthropic `GET /v1/models/{id}`.
@@ -815,20 +755,12 @@ fn gemini_model(id: &str) -> Value {
             "batchGenerateContent"
         ])
     };
-    json!({
-        "name": format!("models/{id}"),
-        "version": "001",
-        "displayName": display_name(id),
-        "description": format!("Mock of {id}"),
-        "inputTokenLimit": 1_048_576,
-        "outputTokenLimit": 65_536,
-        "supportedGenerationMethods": methods,
-        "temperature": 1.0,
-        "topP": 0.95,
-        "topK": 64,
-        "maxTemperature": 2.0,
-        "thinking": false
-    })
+    fixtures::GEMINI_MODEL.value(&[
+        ("name", Fill::Str(&format!("models/{id}"))),
+        ("display_name", Fill::Str(&display_name(id))),
+        ("description", Fill::Str(&format!("Mock of {id}"))),
+        ("methods", Fill::Json(&methods)),
+    ])
 }
 
 /// Gemini `GET /v1beta/models` with `pageSize` (default 50) and `pageToken` paging;
@@ -850,11 +782,14 @@ pub(super) fn gemini_models(ids: &[String], query: Option<&str>) -> Result<Value
     };
     let end = start.saturating_add(page_size).min(ids.len());
     let models: Vec<Value> = ids[start..end].iter().map(|id| gemini_model(id)).collect();
-    let mut out = json!({ "models": models });
-    if end < ids.len()
+    let mut out = fixtures::GEMINI_MODELS.value(&[
+        ("models", Fill::Json(&Value::Array(models))),
+        ("next_page_token", Fill::Str(&format!("page-{end}"))),
+    ]);
+    if end >= ids.len()
         && let Some(obj) = out.as_object_mut()
     {
-        obj.insert("nextPageToken".to_owned(), json!(format!("page-{end}")));
+        obj.shift_remove("nextPageToken");
     }
     Ok(out)
 }
