@@ -2,6 +2,7 @@
 //! travels on.
 
 use gpt_load_common::log_record::RequestType;
+use gpt_load_common::model::ChannelType;
 use serde_json::json;
 
 use crate::harness::{GroupSpec, Harness, PROXY_KEY, Req};
@@ -63,6 +64,28 @@ async fn openai_keys_go_in_a_bearer_header_and_the_proxy_key_stays_home() {
         "the client's proxy key never reaches the upstream: {:?}",
         req.headers
     );
+}
+
+#[tokio::test]
+async fn the_responses_channel_sends_a_bearer_key() {
+    let h = Harness::builder()
+        .group(GroupSpec::new("resp", ChannelType::OpenAiResponse).keys(["sk-resp"]))
+        .build()
+        .await;
+    let a = h
+        .fetch(
+            Req::post("/proxy/resp/v1/responses")
+                .bearer(PROXY_KEY)
+                .json(&json!({"model": "gpt-4.1", "input": "hi"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["output"][0]["content"][0]["text"], "echo: hi");
+    let req = h.mock.last_request().unwrap();
+    assert_eq!(req.path, "/v1/responses");
+    assert_eq!(req.header("authorization"), Some("Bearer sk-resp"));
 }
 
 #[tokio::test]

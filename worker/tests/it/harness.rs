@@ -29,7 +29,7 @@ use gpt_load_common::keystore::{
 };
 use gpt_load_common::log_record::{Record, RequestLogRecord, record_queue};
 use gpt_load_common::model::{ChannelType, GroupType, KeyStatus, SystemSettings, Upstream};
-use gpt_load_common::snapshot::{ConfigSnapshot, GroupDef};
+use gpt_load_common::snapshot::{ConfigSnapshot, GroupDef, SubGroupRef};
 use gpt_load_integration_tests::mock_upstream::MockUpstream;
 use gpt_load_worker::{ProxyLimits, WorkerState};
 use http::{HeaderMap, Method, StatusCode};
@@ -53,8 +53,13 @@ pub struct GroupSpec {
     keys: Vec<String>,
     config: Value,
     upstream: Option<String>,
-    extra: Box<dyn FnOnce(&mut GroupDef)>,
+    /// Aggregate members by name, with their weights.
+    members: Vec<(String, i64)>,
+    extra: Vec<Edit>,
 }
+
+/// A change to a group's definition, applied when the harness is built.
+type Edit = Box<dyn FnOnce(&mut GroupDef)>;
 
 impl GroupSpec {
     /// A standard group of `channel` on the mock, with no keys and the default config.
@@ -65,8 +70,17 @@ impl GroupSpec {
             keys: Vec::new(),
             config: json!({}),
             upstream: None,
-            extra: Box::new(|_| {}),
+            members: Vec::new(),
+            extra: Vec::new(),
         }
+    }
+
+    /// An aggregate group over the named standard groups (declared in the same harness), with
+    /// their weights.
+    pub fn aggregate<const N: usize>(name: &str, members: [(&str, i64); N]) -> Self {
+        let mut spec = Self::openai(name);
+        spec.members = members.iter().map(|(m, w)| ((*m).to_owned(), *w)).collect();
+        spec
     }
 
     pub fn openai(name: &str) -> Self {
@@ -101,7 +115,7 @@ impl GroupSpec {
 
     /// Any other change to the definition (header rules, redirects, overrides).
     pub fn with(mut self, f: impl FnOnce(&mut GroupDef) + 'static) -> Self {
-        self.extra = Box::new(f);
+        self.extra.push(Box::new(f));
         self
     }
 }
@@ -125,18 +139,34 @@ impl HarnessBuilder {
         let store = MemoryKeyStore::new();
         let mut defs = Vec::new();
         let mut groups = BTreeMap::new();
-        for (i, spec) in self.groups.into_iter().enumerate() {
-            let group_id = i as i64 + 1;
+        // Ids by declaration order, from 1.
+        let ids: BTreeMap<String, i64> = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), i as i64 + 1))
+            .collect();
+        for spec in self.groups {
+            let group_id = ids[&spec.name];
+            let aggregate = !spec.members.is_empty();
             let mut def = GroupDef {
                 id: group_id,
                 name: spec.name.clone(),
                 display_name: String::new(),
-                group_type: GroupType::Standard,
+                group_type: if aggregate {
+                    GroupType::Aggregate
+                } else {
+                    GroupType::Standard
+                },
                 channel_type: spec.channel,
-                upstreams: vec![Upstream {
-                    url: spec.upstream.unwrap_or_else(|| mock.url()),
-                    weight: 1,
-                }],
+                upstreams: if aggregate {
+                    Vec::new()
+                } else {
+                    vec![Upstream {
+                        url: spec.upstream.unwrap_or_else(|| mock.url()),
+                        weight: 1,
+                    }]
+                },
                 test_model: "test-model".into(),
                 validation_endpoint: String::new(),
                 param_overrides: serde_json::Map::new(),
@@ -145,9 +175,20 @@ impl HarnessBuilder {
                 model_redirect_strict: false,
                 proxy_keys: vec![PROXY_KEY.to_owned()],
                 config: spec.config,
-                sub_groups: Vec::new(),
+                sub_groups: spec
+                    .members
+                    .iter()
+                    .map(|(m, weight)| SubGroupRef {
+                        group_id: *ids
+                            .get(m)
+                            .unwrap_or_else(|| panic!("aggregate member {m} is not declared")),
+                        weight: *weight,
+                    })
+                    .collect(),
             };
-            (spec.extra)(&mut def);
+            for f in spec.extra {
+                f(&mut def);
+            }
             let pool = spec
                 .keys
                 .iter()

@@ -1,6 +1,6 @@
 //! The attempt loop: retry on another key after a failover status, blacklisting at the
-//! threshold, cool-downs after a 429, all keys gone, transport failures — with the log records
-//! and key events each produces.
+//! threshold, cool-downs after a 429, all keys gone, transport failures, aggregate members —
+//! with the log records and key events each produces.
 
 use gpt_load_common::log_record::RequestType;
 use gpt_load_common::model::KeyStatus;
@@ -251,4 +251,45 @@ async fn a_reset_connection_is_retried_on_the_next_key_and_not_counted() {
             .iter()
             .any(|l| l.request_type == RequestType::Retry && l.key_value == "sk-reset")
     );
+}
+
+#[tokio::test]
+async fn an_aggregate_balances_by_weight_and_skips_members_without_keys() {
+    let h = Harness::builder()
+        .group(GroupSpec::openai("member-a").keys(["sk-ma"]))
+        .group(GroupSpec::openai("member-b").keys(["sk-mb"]))
+        .group(GroupSpec::openai("member-empty"))
+        .group(GroupSpec::aggregate(
+            "agg",
+            [("member-a", 3), ("member-b", 1), ("member-empty", 100)],
+        ))
+        .build()
+        .await;
+    let statuses = h.chats("agg", 40).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let (na, nb) = (
+        h.mock.requests_for_key("sk-ma").len(),
+        h.mock.requests_for_key("sk-mb").len(),
+    );
+    assert_eq!(na + nb, 40);
+    assert!(
+        (28..=32).contains(&na),
+        "weights 3:1 among the members with keys: {na}:{nb}"
+    );
+    let logs = h.logs();
+    assert_eq!(
+        logs.len(),
+        40,
+        "one final record per request, none for the empty member"
+    );
+    let agg = h.group_id("agg");
+    for l in &logs {
+        assert_eq!(l.parent_group_id, Some(agg));
+        assert_eq!(l.parent_group_name, "agg");
+        assert!(
+            l.group_name == "member-a" || l.group_name == "member-b",
+            "{l:?}"
+        );
+        assert_eq!(l.request_path, "/proxy/agg/v1/chat/completions");
+    }
 }
