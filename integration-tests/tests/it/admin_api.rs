@@ -284,6 +284,26 @@ async fn bad_input_gets_clear_4xx() {
             "",
             400,
         ),
+        (reqwest::Method::GET, "/api/logs?request_type=0", "", 400),
+        // A repeated query parameter: the first value counts, as in GPT-Load 1.x (gin).
+        (
+            reqwest::Method::GET,
+            "/api/logs?request_type=bogus&request_type=final",
+            "",
+            400,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/dashboard/chart?groupId=x&groupId=1",
+            "",
+            400,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/logs/export?request_type=FINAL",
+            "",
+            400,
+        ),
         (
             reqwest::Method::GET,
             "/api/dashboard/chart?groupId=x",

@@ -1,14 +1,12 @@
 //! `/api/dashboard/*`: stat cards, the 24-hour chart, encryption status and security warnings.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration, Local, SecondsFormat, Utc};
 use gpt_load_common::crypto::sha256_hex;
 use serde_json::{Value, json};
 
-use super::response::{ApiError, ApiResult, ReqLang, ok};
+use super::response::{ApiError, ApiQuery, ApiResult, ReqLang, ok};
 use crate::db::repo::logs::{self as logrepo, hour_bucket};
 use crate::db::repo::stats::{self, Scope};
 use crate::db::repo::{groups, keys};
@@ -251,7 +249,7 @@ pub async fn security_warnings(state: &AppState, lang: Lang) -> Result<Vec<Value
 pub async fn chart(
     State(state): State<AppState>,
     ReqLang(lang): ReqLang,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery,
 ) -> ApiResult {
     let scope = match q
         .get("groupId")

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::response::{
-    ApiError, ApiJson, ApiResult, Page, ReqLang, go_time, go_time_opt, ok, ok_msg,
+    ApiError, ApiJson, ApiQuery, ApiResult, Page, ReqLang, go_time, go_time_opt, ok, ok_msg,
 };
 use crate::db::DbError;
 use crate::db::repo::groups::{self, GroupRecord};
@@ -21,7 +21,7 @@ use crate::service::tasks::{KEY_DELETE, KEY_IMPORT, KEY_VALIDATION};
 use crate::service::validation;
 use crate::state::AppState;
 
-type Q = Query<HashMap<String, String>>;
+type Q = ApiQuery;
 
 fn group_id_from_query(lang: Lang, q: &HashMap<String, String>) -> Result<i64, ApiError> {
     let raw = q.get("group_id").map(|s| s.trim()).unwrap_or("");
@@ -85,7 +85,11 @@ fn status_filter(
     }
 }
 
-pub async fn list(State(state): State<AppState>, ReqLang(lang): ReqLang, Query(q): Q) -> ApiResult {
+pub async fn list(
+    State(state): State<AppState>,
+    ReqLang(lang): ReqLang,
+    ApiQuery(q): Q,
+) -> ApiResult {
     let group_id = group_id_from_query(lang, &q)?;
     let key_hash = super::logs::bounded_param(&q, "key_value", svc::MAX_KEY_BYTES)?
         .map(|s| state.cipher.hash(&s));
@@ -109,7 +113,7 @@ pub async fn list(State(state): State<AppState>, ReqLang(lang): ReqLang, Query(q
 pub async fn export(
     State(state): State<AppState>,
     ReqLang(lang): ReqLang,
-    Query(q): Q,
+    ApiQuery(q): Q,
 ) -> Result<Response, ApiError> {
     let group_id = group_id_from_query(lang, &q)?;
     let status_raw = q

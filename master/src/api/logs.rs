@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use gpt_load_common::log_record::RequestLogRecord;
 use serde_json::{Value, json};
 
-use super::response::{ApiError, ApiResult, Page, ReqLang, go_time, ok};
+use super::response::{ApiError, ApiQuery, ApiResult, Page, ReqLang, go_time, ok};
 use crate::db::repo::logs::{self, LogFilter};
 use crate::state::AppState;
 
@@ -65,7 +65,15 @@ pub fn filter(state: &AppState, q: &HashMap<String, String>) -> Result<LogFilter
         key_hash: bounded_param(q, "key_value", crate::service::keys::MAX_KEY_BYTES)?
             .map(|k| state.cipher.hash(&k)),
         model: s("model")?,
-        request_type: s("request_type")?,
+        request_type: match s("request_type")? {
+            // The only two types there are (GPT-Load 1.x matched any value, so a typo showed
+            // no logs instead of saying so).
+            Some(t) if t == "retry" || t == "final" => Some(t),
+            Some(_) => {
+                return Err(ApiError::validation("request_type must be retry or final"));
+            }
+            None => None,
+        },
         source_ip: s("source_ip")?,
         error_contains: s("error_contains")?,
         ..Default::default()
@@ -127,7 +135,7 @@ fn log_json(state: &AppState, l: &RequestLogRecord) -> Value {
 pub async fn list(
     State(state): State<AppState>,
     ReqLang(lang): ReqLang,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery,
 ) -> ApiResult {
     let f = filter(&state, &q)?;
     let page = Page::from_query(
@@ -150,7 +158,7 @@ fn csv_field(s: &str) -> String {
 /// One row per distinct key (the latest use), `key_value,group_name,status_code`.
 pub async fn export(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery,
 ) -> Result<Response, ApiError> {
     let f = filter(&state, &q)?;
     let rows = logs::export_keys(&state.db, &f).await?;

@@ -166,6 +166,27 @@ pub fn ok_msg(message: String) -> ApiResult {
     Ok(axum::Json(serde_json::json!({"code": 0, "message": message})).into_response())
 }
 
+/// The query string as GPT-Load (gin's `c.Query`) reads it: a repeated parameter counts with
+/// its first value (axum's `Query<HashMap>` keeps the last, so `?groupId=x&groupId=1` was
+/// accepted where GPT-Load refuses it); a query that cannot be decoded is a 400 in the envelope.
+#[derive(Debug, Clone, Default)]
+pub struct ApiQuery(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+        let mut q = std::collections::HashMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            q.entry(k).or_insert(v);
+        }
+        Ok(ApiQuery(q))
+    }
+}
+
 /// JSON body extraction whose failures answer 400 `INVALID_JSON` with the reason.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
