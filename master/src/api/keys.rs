@@ -160,13 +160,14 @@ pub async fn export(
 }
 
 /// `{group_id, keys_text}` with clear errors for missing or mistyped fields.
-fn key_text_request(body: &Value) -> Result<(i64, String), ApiError> {
-    let Value::Object(o) = body else {
+/// Takes the body by value: the text is moved out, not copied (it may be 64 MiB).
+fn key_text_request(body: Value) -> Result<(i64, String), ApiError> {
+    let Value::Object(mut o) = body else {
         return Err(ApiError::invalid_json("request body must be a JSON object"));
     };
-    let group_id = required_group_id(o)?;
-    let text = match o.get("keys_text") {
-        Some(Value::String(s)) => s.clone(),
+    let group_id = required_group_id(&o)?;
+    let text = match o.remove("keys_text") {
+        Some(Value::String(s)) => s,
         None | Some(Value::Null) => {
             return Err(ApiError::invalid_json("field 'keys_text' is required"));
         }
@@ -222,7 +223,7 @@ pub async fn add_multiple(
     ReqLang(lang): ReqLang,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
-    let (group_id, text) = key_text_request(&body)?;
+    let (group_id, text) = key_text_request(body)?;
     let g = find_group(&state, group_id).await?;
     if g.group_type == "aggregate" {
         return Err(ApiError::validation(
@@ -352,7 +353,7 @@ pub async fn add_async(
         (gid, text)
     } else {
         let ApiJson(body) = ApiJson::<Value>::from_request(req, &state).await?;
-        key_text_request(&body)?
+        key_text_request(body)?
     };
     let g = find_group(&state, group_id).await?;
     if g.group_type == "aggregate" {
@@ -370,7 +371,7 @@ pub async fn delete_multiple(
     ReqLang(lang): ReqLang,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
-    let (group_id, text) = key_text_request(&body)?;
+    let (group_id, text) = key_text_request(body)?;
     find_group(&state, group_id).await?;
     let keys = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;
     ok(lang, svc::delete(&state, group_id, &keys, |_| {}).await?)
@@ -381,7 +382,7 @@ pub async fn delete_async(
     ReqLang(lang): ReqLang,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
-    let (group_id, text) = key_text_request(&body)?;
+    let (group_id, text) = key_text_request(body)?;
     let g = find_group(&state, group_id).await?;
     let keys = parse_batch(lang, &text, None)?;
     let handle = state
@@ -410,7 +411,7 @@ pub async fn restore_multiple(
     ReqLang(lang): ReqLang,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
-    let (group_id, text) = key_text_request(&body)?;
+    let (group_id, text) = key_text_request(body)?;
     find_group(&state, group_id).await?;
     let keys = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;
     ok(lang, svc::restore(&state, group_id, &keys).await?)
@@ -557,7 +558,7 @@ pub async fn test_multiple(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
     let start = std::time::Instant::now();
-    let (group_id, text) = key_text_request(&body)?;
+    let (group_id, text) = key_text_request(body)?;
     find_group(&state, group_id).await?;
     let rt = group_runtime(&state, lang, group_id)?;
     let input = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;

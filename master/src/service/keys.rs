@@ -67,24 +67,22 @@ pub fn find_too_long(text: &str, keys: &[String]) -> Option<KeyTooLong> {
 /// Empty entries and duplicates are dropped, order kept.
 pub fn parse_keys(text: &str) -> Vec<String> {
     let trimmed = text.trim();
-    let raw: Vec<String> = if trimmed.starts_with('[') {
-        match serde_json::from_str::<Vec<String>>(trimmed) {
-            Ok(v) if !v.is_empty() => v,
-            _ => split_tokens(trimmed),
-        }
-    } else {
-        split_tokens(trimmed)
-    };
-    let mut seen = HashSet::new();
-    raw.into_iter()
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty() && seen.insert(k.clone()))
-        .collect()
+    if trimmed.starts_with('[')
+        && let Ok(v) = serde_json::from_str::<Vec<String>>(trimmed)
+        && !v.is_empty()
+    {
+        return distinct(v.iter().map(String::as_str));
+    }
+    distinct(trimmed.split(|c: char| c.is_whitespace() || c == ',' || c == ';'))
 }
 
-fn split_tokens(s: &str) -> Vec<String> {
-    s.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-        .filter(|t| !t.is_empty())
+/// The trimmed, non-empty tokens, each once, in order. Tokens stay borrowed until kept: a body
+/// of 31 million one-letter tokens (62 MB) took the master to 1.15 GB as owned strings.
+fn distinct<'a>(tokens: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    tokens
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && seen.insert(*k))
         .map(str::to_owned)
         .collect()
 }
