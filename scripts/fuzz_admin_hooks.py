@@ -1,56 +1,70 @@
 """schemathesis hooks for scripts/fuzz-admin.sh.
 
-Negative data generation makes queries that are not wrong for this API, so a 200 for them is
-not "negative data accepted"; such cases are dropped, every other negative case (wrong types,
-out-of-range numbers, values outside an enum, malformed times) is kept:
-- parameters the document does not name (`?=false`): GPT-Load ignores unknown query parameters,
-  as HTTP APIs do;
-- empty values (`?groupId=`, an object or list sent as nothing): GPT-Load 1.x reads an empty
-  query parameter as an absent one, and the web UI sends its empty filter fields that way;
-- "wrong-typed" values whose query-string form is a valid value (the string "0" for an
-  integer; the integer 0 for a boolean, sent as `0`, which GPT-Load reads as false like Go's
-  `strconv.ParseBool`; a list whose first item is valid, since a repeated parameter counts
-  with its first value): a query string has no types.
+Negative data generation makes queries that are not wrong for this API: a query string has no
+types, and GPT-Load reads it leniently. A case whose only negative part is its query is dropped
+when the server, reading the query as GPT-Load does, sees valid input, so a 200 for it is not
+"negative data accepted":
+- parameters the document does not name (`?=false`) are ignored, as HTTP APIs do;
+- an empty value (`?groupId=`, an object or list sent as nothing) reads as absent, as GPT-Load
+  1.x reads it, and the web UI sends its empty filter fields that way;
+- a repeated parameter counts with its first value (gin's `c.Query`);
+- a "wrong-typed" value whose text is valid (the string "0" for an integer; the integer 0 for a
+  boolean, sent as `0`, which GPT-Load reads as false like Go's `strconv.ParseBool`).
+Every other case is kept: positive cases, negative bodies and paths, and negative queries the
+server must refuse (wrong types, out-of-range numbers, values outside an enum, bad times).
 """
 
 import re
 
 import schemathesis
+from schemathesis import DataGenerationMethod
 
 # What Go's strconv.ParseBool (and so GPT-Load's boolean query parameters) accepts.
 GO_BOOLS = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
 INTEGER = re.compile(r"-?[0-9]+")
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 @schemathesis.hook
-def filter_query(context, query):
-    if not query:
+def filter_case(context, case):
+    meta = getattr(case, "meta", None)
+    if meta is None or meta.query != DataGenerationMethod.negative:
         return True
-    params = {p.name: p for p in context.operation.query}
-    for name, value in query.items():
-        if name not in params or _empty(value):
-            return False
-        if _reads_as_valid(_schema(params[name]), value):
+    operation = context.operation
+    # Each part is marked with the case's mode even where the operation has no such part.
+    for part, present in (
+        (meta.body, len(operation.body) > 0),
+        (meta.path_parameters, len(operation.path_parameters) > 0),
+        (meta.headers, len(operation.headers) > 0),
+    ):
+        if present and part == DataGenerationMethod.negative:
+            return True
+    return not _query_reads_valid(operation, case.query or {})
+
+
+def _query_reads_valid(operation, query):
+    for parameter in operation.query:
+        definition = getattr(parameter, "definition", None) or {}
+        schema = definition.get("schema") or {}
+        text = _first_sent(query.get(parameter.name))
+        # The server trims query values; an empty one reads as absent.
+        if text is None or text.strip() == "":
+            if definition.get("required"):
+                return False
+            continue
+        if not _text_valid(schema, text):
             return False
     return True
 
 
-def _schema(parameter):
-    definition = getattr(parameter, "definition", None) or {}
-    return definition.get("schema") or {}
-
-
-def _reads_as_valid(schema, value):
-    """Whether a value of the wrong Python type is read by the server as a valid value of
-    `schema`: a scalar whose text is valid, or a list whose first item sent is (a repeated
-    parameter counts with its first value, as in GPT-Load: `[0, "x"]` is `?groupId=0&groupId=x`,
-    read as 0)."""
-    # `None` items are not sent at all (`[None, False]` is sent as `?is_success=False`),
-    # objects are sent empty or not at all (`[{}, 0]` as `?status_code=0`: counted as an
-    # empty first value, which drops the case), nested lists are sent flat (`[[0]]` as
-    # `?groupId=0`).
-    leaves = list(_leaves(value))
-    return bool(leaves) and _text_valid(schema, leaves[0])
+def _first_sent(value):
+    """The text the server reads for a parameter: its first value sent (`None` items are not
+    sent, objects are sent empty or not at all, nested lists are sent flat)."""
+    for leaf in _leaves(value):
+        return leaf
+    return None
 
 
 def _leaves(value):
@@ -58,34 +72,27 @@ def _leaves(value):
         for item in value:
             yield from _leaves(item)
     elif isinstance(value, dict):
-        # An object has no query-string form: schemathesis sends an empty value or nothing.
         yield ""
+    elif value is True:
+        yield "true"
+    elif value is False:
+        yield "false"
     elif value is not None:
-        yield value
+        yield str(value)
 
 
-def _text_valid(schema, value):
+def _text_valid(schema, text):
     types = schema.get("type")
     types = set(types) if isinstance(types, list) else {types}
-    if isinstance(value, (list, tuple, dict)) or value is None:
-        return False
-    text = "true" if value is True else "false" if value is False else str(value)
-    if text == "":
-        # Read as absent (GPT-Load reads an empty parameter as a missing one).
+    if "string" in types and "enum" not in schema and "format" not in schema:
         return True
+    if "enum" in schema:
+        return text in [str(v) for v in schema["enum"]]
     if "integer" in types and INTEGER.fullmatch(text):
-        return True
-    if "boolean" in types and text in GO_BOOLS:
-        return True
+        n = int(text)
+        return schema.get("minimum", n) <= n <= schema.get("maximum", n)
+    if "boolean" in types:
+        return text in GO_BOOLS
+    if schema.get("format") == "date-time":
+        return bool(RFC3339.fullmatch(text.strip()))
     return False
-
-
-def _empty(value):
-    if value is None:
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_empty(v) for v in value)
-    if isinstance(value, dict):
-        # An object has no query-string form; schemathesis sends it as an empty value.
-        return True
-    return str(value) == ""
