@@ -19,6 +19,14 @@ npm --prefix ui install --no-audit --no-fund --loglevel=error --no-save
 npm --prefix ui run lint
 npm --prefix ui test
 npm --prefix ui run build
+# The build regenerates the UI's API types from master/openapi.json: the committed ones must be
+# the current ones (a change of the document comes with its types).
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+  && ! git diff --quiet -- ui/src/api/schema.d.ts; then
+  echo "test.sh: ui/src/api/schema.d.ts is not the one master/openapi.json generates; commit it (npm --prefix ui run gen)" >&2
+  git --no-pager diff --stat -- ui/src/api/schema.d.ts >&2
+  exit 1
+fi
 # Cross-process tests start the binaries: build them first.
 cargo build --bins
 cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"

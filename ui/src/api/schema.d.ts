@@ -821,48 +821,49 @@ export interface components {
         };
         GroupCreateRequest: {
             name: string;
-            display_name?: string;
-            description?: string;
-            group_type: components["schemas"]["GroupType"];
+            display_name?: string | null;
+            description?: string | null;
+            /** @description Default: `standard` */
+            group_type?: components["schemas"]["GroupType"];
             channel_type: components["schemas"]["ChannelType"];
-            sort?: number;
+            sort?: number | null;
             /** @description Required for standard groups */
-            test_model?: string;
+            test_model?: string | null;
             /** @description A path starting with `/`; empty = default */
-            validation_endpoint?: string;
+            validation_endpoint?: string | null;
             upstreams?: components["schemas"]["Upstream"][];
-            proxy_keys?: string;
+            proxy_keys?: string | null;
             param_overrides?: {
                 [key: string]: unknown;
-            };
+            } | null;
             model_redirect_rules?: {
                 [key: string]: string;
-            };
-            model_redirect_strict?: boolean;
-            config?: components["schemas"]["GroupConfig"];
-            header_rules?: components["schemas"]["HeaderRule"][];
+            } | null;
+            model_redirect_strict?: boolean | null;
+            config?: components["schemas"]["GroupConfig"] | null;
+            header_rules?: components["schemas"]["HeaderRule"][] | null;
         };
         /** @description Partial update: absent fields are kept; `config`, `header_rules`, `model_redirect_rules`, `param_overrides` replace the stored value */
         GroupUpdateRequest: {
-            name?: string;
-            display_name?: string;
-            description?: string;
-            group_type?: components["schemas"]["GroupType"];
-            channel_type?: components["schemas"]["ChannelType"];
-            sort?: number;
-            test_model?: string;
-            validation_endpoint?: string;
+            name?: string | null;
+            display_name?: string | null;
+            description?: string | null;
+            group_type?: components["schemas"]["GroupType"] | null;
+            channel_type?: components["schemas"]["ChannelType"] | null;
+            sort?: number | null;
+            test_model?: string | null;
+            validation_endpoint?: string | null;
             upstreams?: components["schemas"]["Upstream"][];
-            proxy_keys?: string;
+            proxy_keys?: string | null;
             param_overrides?: {
                 [key: string]: unknown;
-            };
+            } | null;
             model_redirect_rules?: {
                 [key: string]: string;
-            };
-            model_redirect_strict?: boolean;
-            config?: components["schemas"]["GroupConfig"];
-            header_rules?: components["schemas"]["HeaderRule"][];
+            } | null;
+            model_redirect_strict?: boolean | null;
+            config?: components["schemas"]["GroupConfig"] | null;
+            header_rules?: components["schemas"]["HeaderRule"][] | null;
         };
         ConfigOption: {
             key: string;
@@ -873,6 +874,7 @@ export interface components {
             /** @description Current global value */
             default_value: number | boolean | string;
         };
+        /** @description Unknown fields are ignored, as in GPT-Load 1.x */
         ReorderRequest: {
             items: {
                 id: number;
@@ -955,7 +957,7 @@ export interface components {
         };
         KeysTextRequest: {
             group_id: number;
-            /** @description A JSON array of strings, or keys separated by whitespace, `,` or `;` */
+            /** @description A JSON array of strings, or keys separated by whitespace, `,` or `;`; at least one key, each at most 4096 bytes */
             keys_text: string;
         };
         GroupIdRequest: {
@@ -1764,10 +1766,10 @@ export interface operations {
                 status?: components["schemas"]["KeyStatus"];
                 /** @description Exact key */
                 key_value?: string;
-                /** @description Page number (from 1) */
-                page?: number;
-                /** @description Items per page (at most 1000) */
-                page_size?: number;
+                /** @description Page number (from 1). As in GPT-Load 1.x, a value below 1 or not an integer reads as 1 */
+                page?: number | string;
+                /** @description Items per page (at most 1000). As in GPT-Load 1.x, a larger value reads as 1000, and one below 1 or not an integer as 15 */
+                page_size?: number | string;
             };
             header?: never;
             path?: never;
@@ -2167,7 +2169,7 @@ export interface operations {
     dashboardChart: {
         parameters: {
             query?: {
-                /** @description One group (an aggregate shows its parent-attributed counts); default: all standard groups */
+                /** @description One group (an aggregate shows its parent-attributed counts); default: all standard groups. As in GPT-Load 1.x any integer is accepted: an id no group has shows zeros */
                 groupId?: number;
             };
             header?: never;
@@ -2244,10 +2246,10 @@ export interface operations {
                 start_time?: string;
                 /** @description RFC 3339, inclusive */
                 end_time?: string;
-                /** @description Page number (from 1) */
-                page?: number;
-                /** @description Items per page (at most 1000) */
-                page_size?: number;
+                /** @description Page number (from 1). As in GPT-Load 1.x, a value below 1 or not an integer reads as 1 */
+                page?: number | string;
+                /** @description Items per page (at most 1000). As in GPT-Load 1.x, a larger value reads as 1000, and one below 1 or not an integer as 15 */
+                page_size?: number | string;
             };
             header?: never;
             path?: never;
