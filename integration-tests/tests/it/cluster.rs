@@ -711,6 +711,49 @@ async fn workers_serve_only_the_proxy_and_need_redis() {
     c.db.drop_db().await;
 }
 
+/// `gpt-load ctl import` holds keys to the admin API's length limit: a key over 4 096 bytes
+/// refuses the import (naming its line) and adds nothing; a normal file imports.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_import_refuses_an_oversized_key() {
+    let c = Cluster::start(0).await;
+    let gid = c
+        .master
+        .create_group(
+            json!({"name": "imported", "channel_type": "openai", "test_model": "m",
+            "upstreams": [{"url": c.mock.url(), "weight": 1}]}),
+        )
+        .await;
+    let grpc = format!("http://127.0.0.1:{}", c.grpc_port);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.txt");
+    std::fs::write(&file, format!("sk-fine-1\nsk-{}\n", "x".repeat(5_000))).unwrap();
+    let path = file.display().to_string();
+    let import = |path: String| {
+        let grpc = grpc.clone();
+        async move {
+            run_cli(
+                std::path::Path::new("/tmp"),
+                &[("AUTH_KEY", ADMIN_KEY)],
+                &[
+                    "ctl", "--master", &grpc, "import", "--group", "imported", "--file", &path,
+                ],
+            )
+            .await
+        }
+    };
+    let (ok, _, err) = import(path).await;
+    assert!(!ok, "an oversized key was imported");
+    assert!(err.contains("line 2") && err.contains("4096"), "{err}");
+    let (_, v) = c.master.get(&format!("/api/keys?group_id={gid}")).await;
+    assert_eq!(v["data"]["pagination"]["total_items"], 0, "{v}");
+    std::fs::write(&file, "sk-fine-1\nsk-fine-2\n").unwrap();
+    let (ok, out, err) = import(file.display().to_string()).await;
+    assert!(ok, "{out}{err}");
+    let (_, v) = c.master.get(&format!("/api/keys?group_id={gid}")).await;
+    assert_eq!(v["data"]["pagination"]["total_items"], 2, "{v}");
+    c.db.drop_db().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_master_runs_no_jobs() {
     let c = Cluster::start(0).await;

@@ -110,6 +110,10 @@ impl Ops for OpsService {
                 "no valid keys found in the input text",
             ));
         }
+        // The admin API's limit on a key's length holds here too.
+        if let Some(e) = key_svc::find_too_long(&req.keys_text, &parsed) {
+            return Err(Status::invalid_argument(e.to_string()));
+        }
         let r = key_svc::add(&self.state, g.id, &parsed, |_| {})
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
