@@ -216,6 +216,8 @@ pub struct StaticConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics_enabled: bool,
     pub ui_dir: Option<String>,
+    /// Upstream URLs at link-local addresses (cloud metadata services) are refused unless set.
+    pub allow_link_local_upstreams: bool,
 }
 
 /// A configuration that cannot start.
@@ -347,6 +349,7 @@ impl StaticConfig {
         let trusted_proxies = parse_trusted_proxies(&list(ENV_TRUSTED_PROXIES, ""))?;
         let metrics_enabled = env.bool(ENV_METRICS_ENABLED, false)?;
         let ui_dir = env.opt_string(ENV_UI_DIR);
+        let allow_link_local_upstreams = env.bool(ENV_ALLOW_LINK_LOCAL_UPSTREAMS, false)?;
 
         if is_slave && redis_dsn.is_none() {
             return Err(EnvError::new(
@@ -387,6 +390,7 @@ impl StaticConfig {
             trusted_proxies,
             metrics_enabled,
             ui_dir,
+            allow_link_local_upstreams,
         })
     }
 
@@ -532,6 +536,11 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         ENV_UI_DIR,
         "",
         "a built web UI to serve from disk instead of the one embedded in the binary",
+    ),
+    (
+        ENV_ALLOW_LINK_LOCAL_UPSTREAMS,
+        "false",
+        "accept upstream URLs at link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata)",
     ),
     (ENV_TZ, "(system)", "time zone of hourly statistics"),
     (

@@ -61,6 +61,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Which upstream addresses the admin API accepts (`ALLOW_LINK_LOCAL_UPSTREAMS`).
+    pub fn upstream_policy(&self) -> crate::service::groups::UpstreamPolicy {
+        crate::service::groups::UpstreamPolicy {
+            allow_link_local: self.cfg.allow_link_local_upstreams,
+        }
+    }
+
     /// Rebuilds and publishes the config snapshot after a change (to the embedded data plane, the
     /// gRPC watchers and, in a cluster, Redis for workers that start while the master is away).
     pub async fn publish(&self) -> Result<(), crate::db::DbError> {

@@ -46,7 +46,7 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
     let o = body_object(body)?;
-    let mut g = svc::from_create(lang, &o)?;
+    let mut g = svc::from_create(lang, &o, state.upstream_policy())?;
     if groups::exists_name(&state.db, &g.name).await? {
         return Err(ApiError::duplicate());
     }
@@ -145,7 +145,7 @@ pub async fn update(
     } else {
         membership_count(&state, id).await?
     };
-    svc::apply_update(lang, &mut g, &o, members)?;
+    svc::apply_update(lang, &mut g, &o, members, state.upstream_policy())?;
     if g.name != old_name && groups::exists_name(&state.db, &g.name).await? {
         return Err(ApiError::duplicate());
     }

@@ -65,8 +65,20 @@ fn v(lang: Lang, id: &str, vars: &[(&str, &str)]) -> ApiError {
     ApiError::i18n_vars(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", lang, id, vars)
 }
 
+/// Which upstream addresses an administrator may configure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamPolicy {
+    /// `ALLOW_LINK_LOCAL_UPSTREAMS`: link-local IP literals (cloud metadata services) are refused
+    /// unless this is set.
+    pub allow_link_local: bool,
+}
+
 /// Validates upstreams: a non-empty array of `{url: http(s)://…, weight ≥ 0}` with one weight > 0.
-pub fn validate_upstreams(lang: Lang, raw: Option<&Value>) -> Result<String, ApiError> {
+pub fn validate_upstreams(
+    lang: Lang,
+    raw: Option<&Value>,
+    policy: UpstreamPolicy,
+) -> Result<String, ApiError> {
     let err = |m: &str| v(lang, "validation.invalid_upstreams", &[("error", m)]);
     let arr = match raw {
         None => return Err(err("upstreams field is required")),
@@ -94,10 +106,13 @@ pub fn validate_upstreams(lang: Lang, raw: Option<&Value>) -> Result<String, Api
         if !parsed_ok {
             return Err(err(&format!("invalid URL format for upstream: {url}")));
         }
-        if let Some(ip) = link_local_host(&url) {
+        if !policy.allow_link_local
+            && let Some(ip) = link_local_host(&url)
+        {
             return Err(err(&format!(
                 "upstream {url} points at the link-local address {ip} \
-                 (where cloud metadata services answer); link-local upstreams are refused"
+                 (where cloud metadata services answer); link-local upstreams are refused \
+                 unless ALLOW_LINK_LOCAL_UPSTREAMS=true"
             )));
         }
         let weight = match o.get("weight") {
@@ -302,7 +317,7 @@ fn validate_test_path(lang: Lang, p: &str) -> Result<String, ApiError> {
 }
 
 /// Builds a new group from a create request.
-pub fn from_create(lang: Lang, o: &Obj) -> Result<GroupRecord, ApiError> {
+pub fn from_create(lang: Lang, o: &Obj, policy: UpstreamPolicy) -> Result<GroupRecord, ApiError> {
     let name = opt_str(o, "name")?.unwrap_or_default().trim().to_owned();
     if !is_valid_group_name(&name) {
         return Err(v(lang, "validation.invalid_group_name", &[]));
@@ -367,6 +382,7 @@ pub fn from_create(lang: Lang, o: &Obj) -> Result<GroupRecord, ApiError> {
         g.upstreams = Some(validate_upstreams(
             lang,
             o.get("upstreams").filter(|v| !v.is_null()),
+            policy,
         )?);
         g.validation_endpoint = validate_test_path(
             lang,
@@ -397,6 +413,7 @@ pub fn apply_update(
     g: &mut GroupRecord,
     o: &Obj,
     member_of: usize,
+    policy: UpstreamPolicy,
 ) -> Result<(), ApiError> {
     let aggregate = g.group_type == "aggregate";
     if let Some(name) = opt_str(o, "name")? {
@@ -470,6 +487,7 @@ pub fn apply_update(
             g.upstreams = Some(validate_upstreams(
                 lang,
                 o.get("upstreams").filter(|v| !v.is_null()),
+                policy,
             )?);
         }
     }
@@ -578,7 +596,7 @@ mod tests {
             json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"https://a.example/v1 ","weight":1},{"url":"http://b","weight":0}],
             "header_rules":[{"key":"x-foo","value":"1","action":"set"},{"key":" ","value":"","action":"set"}],"model_redirect_rules":{"a":"b"},"config":{"max_retries":1}}),
         );
-        let g = from_create(Lang::EnUs, &ok).unwrap();
+        let g = from_create(Lang::EnUs, &ok, UpstreamPolicy::default()).unwrap();
         assert_eq!(
             g.upstreams.as_deref(),
             Some(r#"[{"url":"https://a.example/v1","weight":1},{"url":"http://b","weight":0}]"#)
@@ -633,11 +651,12 @@ mod tests {
             ),
             (json!({"name":5}), "name"),
         ] {
-            let e = from_create(Lang::EnUs, &obj(bad.clone())).unwrap_err();
+            let e =
+                from_create(Lang::EnUs, &obj(bad.clone()), UpstreamPolicy::default()).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
             assert!(e.message.contains(needle), "{bad}: {}", e.message);
         }
-        let agg = from_create(Lang::EnUs, &obj(json!({"name":"agg","group_type":"aggregate","channel_type":"openai","upstreams":"ignored"}))).unwrap();
+        let agg = from_create(Lang::EnUs, &obj(json!({"name":"agg","group_type":"aggregate","channel_type":"openai","upstreams":"ignored"})), UpstreamPolicy::default()).unwrap();
         assert_eq!(
             (agg.test_model.as_str(), agg.upstreams.as_deref()),
             ("-", Some("[]"))
@@ -646,12 +665,13 @@ mod tests {
 
     #[test]
     fn update_is_partial_and_protects_members() {
-        let mut g = from_create(Lang::EnUs, &obj(json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"http://a","weight":1}]}))).unwrap();
+        let mut g = from_create(Lang::EnUs, &obj(json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"http://a","weight":1}]})), UpstreamPolicy::default()).unwrap();
         apply_update(
             Lang::EnUs,
             &mut g,
             &obj(json!({"display_name":" D ","test_model":""})),
             0,
+            UpstreamPolicy::default(),
         )
         .unwrap();
         assert_eq!((g.display_name.as_str(), g.test_model.as_str()), ("D", "m"));
@@ -660,20 +680,40 @@ mod tests {
                 Lang::EnUs,
                 &mut g,
                 &obj(json!({"channel_type":"gemini"})),
-                1
+                1,
+                UpstreamPolicy::default()
             )
             .is_err()
         );
-        assert!(apply_update(Lang::EnUs, &mut g, &obj(json!({"upstreams":null})), 0).is_err());
+        assert!(
+            apply_update(
+                Lang::EnUs,
+                &mut g,
+                &obj(json!({"upstreams":null})),
+                0,
+                UpstreamPolicy::default()
+            )
+            .is_err()
+        );
         apply_update(
             Lang::EnUs,
             &mut g,
             &obj(json!({"channel_type":"gemini"})),
             0,
+            UpstreamPolicy::default(),
         )
         .unwrap();
         assert_eq!(g.channel_type, "gemini");
-        assert!(apply_update(Lang::EnUs, &mut g, &obj(json!({"test_model":"  "})), 0).is_err());
+        assert!(
+            apply_update(
+                Lang::EnUs,
+                &mut g,
+                &obj(json!({"test_model":"  "})),
+                0,
+                UpstreamPolicy::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -711,14 +751,21 @@ mod tests {
         ] {
             assert_eq!(link_local_host(url), None, "{url}");
         }
-        let e = from_create(
-            Lang::EnUs,
-            &obj(json!({"name":"g","channel_type":"openai","test_model":"m",
-                "upstreams":[{"url":"http://a.example","weight":1},{"url":"http://169.254.169.254","weight":0}]})),
-        )
-        .unwrap_err();
+        let body = obj(json!({"name":"g","channel_type":"openai","test_model":"m",
+                "upstreams":[{"url":"http://a.example","weight":1},{"url":"http://169.254.169.254","weight":0}]}));
+        let e = from_create(Lang::EnUs, &body, UpstreamPolicy::default()).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(e.message.contains("link-local"), "{}", e.message);
+        assert!(
+            e.message.contains("ALLOW_LINK_LOCAL_UPSTREAMS"),
+            "{}",
+            e.message
+        );
+        // An operator who means it can allow them.
+        let allow = UpstreamPolicy {
+            allow_link_local: true,
+        };
+        assert!(from_create(Lang::EnUs, &body, allow).is_ok());
     }
 
     #[test]

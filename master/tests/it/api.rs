@@ -254,3 +254,22 @@ async fn bad_input_gets_a_clear_4xx_in_the_envelope() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_local_upstreams_are_refused_unless_the_operator_allows_them() {
+    let body = json!({"name": "meta", "channel_type": "openai", "test_model": "m",
+        "upstreams": [{"url": "http://169.254.169.254/latest", "weight": 1}]});
+    let a = Admin::start(&[]).await;
+    let r = a.post("/api/groups", body.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json);
+    assert!(
+        r.json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ALLOW_LINK_LOCAL_UPSTREAMS")),
+        "{:?}",
+        r.json
+    );
+    let allowed = Admin::start(&[("ALLOW_LINK_LOCAL_UPSTREAMS", "true")]).await;
+    let r = allowed.post("/api/groups", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+}
