@@ -83,13 +83,26 @@ pub fn redact(text: &str, secret: &str) -> String {
     if secret.is_empty() {
         return text.to_owned();
     }
+    // Most keys are letters, digits, `-` and `_`: their only form is the raw one, and most texts
+    // (an upstream URL without the key, an error message) hold none of it. Nothing is computed
+    // for them beyond one search.
+    let plain = secret
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if plain {
+        return if text.contains(secret) {
+            text.replace(secret, &mask_key(secret))
+        } else {
+            text.to_owned()
+        };
+    }
     let mut out = std::borrow::Cow::Borrowed(text);
     let mask = mask_key(secret);
     let encoded = crate::urlenc::encode_component(secret);
     let forms = [
         Some(secret.to_owned()),
-        (encoded != secret).then(|| encoded.clone()),
-        (encoded != secret).then(|| lower_hex_escapes(&encoded)),
+        Some(lower_hex_escapes(&encoded)),
+        Some(encoded),
         secret.contains('/').then(|| secret.replace('/', "\\/")),
     ];
     for form in forms.iter().flatten() {

@@ -89,5 +89,8 @@ pub(super) fn prepare(
 
 /// The upstream URL as logs show it.
 fn log_address(url: &str, key: &str) -> String {
-    truncate_utf8(&redact(&strip_userinfo(url), key), 500).to_owned()
+    let mut addr = redact(&strip_userinfo(url), key);
+    let keep = truncate_utf8(&addr, 500).len();
+    addr.truncate(keep);
+    addr
 }
