@@ -160,6 +160,10 @@ pub(super) async fn run(
                     upstream_addr,
                 };
                 let rec = ctx.record(at, resp.status().as_u16(), "", RequestType::Final);
+                if respond::is_rewritten_model_list(&ctx, &member) {
+                    // Boxed: a rare path kept out of every request's future.
+                    return Box::pin(respond::model_list(state, &ctx, &member, resp, rec)).await;
+                }
                 return respond::relay(
                     state,
                     &ctx,
@@ -168,8 +172,7 @@ pub(super) async fn run(
                     rec,
                     attempt_start,
                     permit.take(),
-                )
-                .await;
+                );
             }
             AttemptOutcome::Failure {
                 failed,

@@ -22,16 +22,15 @@ use crate::decompress::decompress;
 use crate::error::ProxyError;
 use crate::state::{GroupRuntime, WorkerState};
 
-/// The client's answer from a successful attempt's `resp`, logging `rec` when it is complete.
-pub(super) async fn relay(
-    state: &WorkerState,
-    ctx: &RequestCtx,
-    member: &GroupRuntime,
-    resp: Response,
-    rec: RequestLogRecord,
-    attempt_start: Instant,
-    permit: Option<OwnedSemaphorePermit>,
-) -> Response {
+/// Whether the answer is a model list to rewrite by the group's model redirects (the one answer
+/// read whole: [`model_list`]); every other answer is [`relay`]ed.
+pub(super) fn is_rewritten_model_list(ctx: &RequestCtx, member: &GroupRuntime) -> bool {
+    channel::is_model_list(&ctx.method, &ctx.rest)
+        && !member.group.def.model_redirect_rules.is_empty()
+}
+
+/// The upstream's answer with its hop-by-hop headers removed and streams marked unbuffered.
+fn client_head(ctx: &RequestCtx, resp: Response) -> (http::response::Parts, Body) {
     let (mut parts, incoming) = resp.into_parts();
     strip_response(&mut parts.headers);
     if ctx.facts.stream {
@@ -43,19 +42,22 @@ pub(super) async fn relay(
             .entry(http::header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-cache"));
     }
-    let def = &member.group.def;
-    if channel::is_model_list(&ctx.method, &ctx.rest) && !def.model_redirect_rules.is_empty() {
-        // Boxed: a rare path kept out of every request's future.
-        return Box::pin(model_list(
-            state,
-            rec,
-            parts,
-            incoming,
-            member,
-            ctx.query.as_deref(),
-        ))
-        .await;
-    }
+    (parts, incoming)
+}
+
+/// The client's answer from a successful attempt's `resp`, relayed as it arrives, logging `rec`
+/// when it is complete. Not async: nothing here waits, so the attempt loop's future does not
+/// grow by it.
+pub(super) fn relay(
+    state: &WorkerState,
+    ctx: &RequestCtx,
+    member: &GroupRuntime,
+    resp: Response,
+    rec: RequestLogRecord,
+    attempt_start: Instant,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Response {
+    let (parts, incoming) = client_head(ctx, resp);
     let deadline = (!ctx.facts.stream).then(|| {
         tokio::time::Instant::from_std(ctx.start)
             + Duration::from_secs(member.group.config.request_timeout_s)
@@ -78,14 +80,15 @@ pub(super) async fn relay(
 }
 
 /// A model list rewritten by the group's model redirects (aliases added, or only they kept).
-async fn model_list(
+pub(super) async fn model_list(
     state: &WorkerState,
-    mut rec: RequestLogRecord,
-    parts: http::response::Parts,
-    incoming: Body,
+    ctx: &RequestCtx,
     member: &GroupRuntime,
-    client_query: Option<&str>,
+    resp: Response,
+    mut rec: RequestLogRecord,
 ) -> Response {
+    let (parts, incoming) = client_head(ctx, resp);
+    let client_query = ctx.query.as_deref();
     let raw = match http_body_util::Limited::new(incoming, 32 * 1024 * 1024)
         .collect()
         .await
