@@ -109,32 +109,11 @@ impl Cluster {
     }
 
     async fn chat(&self, node: &Server, group: &str) -> u16 {
-        match node
-            .client()
-            .post(node.url(&format!("/proxy/{group}/v1/chat/completions")))
-            .bearer_auth(PROXY_KEY)
-            .timeout(Duration::from_secs(5))
-            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-        {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                let _ = r.bytes().await;
-                s
-            }
-            Err(_) => 0,
-        }
+        chat_on(node.client(), node.port, group).await.0
     }
 
     async fn final_logs(&self) -> i64 {
-        let (_, v) = self
-            .master
-            .get("/api/logs?request_type=final&page_size=1")
-            .await;
-        v["data"]["pagination"]["total_items"]
-            .as_i64()
-            .unwrap_or(-1)
+        logs_of(&self.master, None).await
     }
 }
 
@@ -375,11 +354,13 @@ async fn a_key_blacklisted_on_a_worker_shows_within_seconds_whatever_the_log_int
     c.db.drop_db().await;
 }
 
-/// One proxied chat request: status and the error code of a JSON error answer.
-async fn chat_code(node: &Server, group: &str) -> (u16, String) {
-    let r = node
-        .client()
-        .post(node.url(&format!("/proxy/{group}/v1/chat/completions")))
+/// One proxied chat request to the node on `port`: status (0 when no answer came) and the error
+/// code of a JSON error answer (or the transport error).
+async fn chat_on(client: &reqwest::Client, port: u16, group: &str) -> (u16, String) {
+    let r = client
+        .post(format!(
+            "http://127.0.0.1:{port}/proxy/{group}/v1/chat/completions"
+        ))
         .bearer_auth(PROXY_KEY)
         .timeout(Duration::from_secs(5))
         .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
@@ -393,6 +374,10 @@ async fn chat_code(node: &Server, group: &str) -> (u16, String) {
         }
         Err(e) => (0, e.to_string()),
     }
+}
+
+async fn chat_code(node: &Server, group: &str) -> (u16, String) {
+    chat_on(node.client(), node.port, group).await
 }
 
 /// Redis that loses its data takes every key pool with it. Without a restart of anything, the
@@ -448,25 +433,7 @@ async fn key_pools_redis_lost_are_reloaded_under_load() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let port = if i.is_multiple_of(2) { master } else { w };
                     i += 1;
-                    let r = client
-                        .post(format!(
-                            "http://127.0.0.1:{port}/proxy/lossy/v1/chat/completions"
-                        ))
-                        .bearer_auth(PROXY_KEY)
-                        .timeout(Duration::from_secs(5))
-                        .json(
-                            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
-                        )
-                        .send()
-                        .await;
-                    let got = match r {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let v: Value = r.json().await.unwrap_or(Value::Null);
-                            (status, v["code"].as_str().unwrap_or_default().to_owned())
-                        }
-                        Err(e) => (0, e.to_string()),
-                    };
+                    let got = chat_on(&client, port, "lossy").await;
                     seen.lock().push(got);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -536,33 +503,22 @@ fn load(
     tokio::spawn(async move {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         while !stop.load(Ordering::Relaxed) {
-            let r = client
-                .post(format!(
-                    "http://127.0.0.1:{port}/proxy/{group}/v1/chat/completions"
-                ))
-                .bearer_auth(PROXY_KEY)
-                .timeout(Duration::from_secs(5))
-                .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status() == 200 => {
-                    if r.bytes().await.is_ok() {
-                        ok.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            if chat_on(&client, port, group).await.0 == 200 {
+                ok.fetch_add(1, Ordering::SeqCst);
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     })
 }
 
-/// Final logs of one group, as the master's API counts them.
-async fn logs_of(master: &Server, group: &str) -> i64 {
+/// Final logs (of one group, or all), as the master's API counts them.
+async fn logs_of(master: &Server, group: Option<&str>) -> i64 {
+    let filter = group
+        .map(|g| format!("&group_name={g}"))
+        .unwrap_or_default();
     let (_, v) = master
-        .get(&format!(
-            "/api/logs?request_type=final&group_name={group}&page_size=1"
-        ))
+        .get(&format!("/api/logs?request_type=final&page_size=1{filter}"))
         .await;
     v["data"]["pagination"]["total_items"]
         .as_i64()
@@ -593,8 +549,8 @@ async fn master_and_worker_killed_under_load_lose_only_the_killed_workers_last_r
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = (
-            logs_of(&c.master, "via-w0").await,
-            logs_of(&c.master, "via-w1").await,
+            logs_of(&c.master, Some("via-w0")).await,
+            logs_of(&c.master, Some("via-w1")).await,
         );
         if now == warmup {
             break;
@@ -634,20 +590,20 @@ async fn master_and_worker_killed_under_load_lose_only_the_killed_workers_last_r
     );
     // Every answer of the surviving worker, through the master's crash.
     let all = eventually(Duration::from_secs(20), || async {
-        logs_of(&c.master, "via-w0").await - warmup_w0 == answered_w0
+        logs_of(&c.master, Some("via-w0")).await - warmup_w0 == answered_w0
     })
     .await;
     assert!(
         all,
         "worker 0 answered {answered_w0}, logged {}\nmaster:\n{}",
-        logs_of(&c.master, "via-w0").await - warmup_w0,
+        logs_of(&c.master, Some("via-w0")).await - warmup_w0,
         c.master.logs()
     );
     // The killed worker: the records of its last moments may be lost (what it answered in the
     // last 50 ms tick and a push under way: a fifth of a second at its rate is a loose bound on
     // this loaded 2-core machine), nothing else.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let logged_w1 = logs_of(&c.master, "via-w1").await - warmup_w1;
+    let logged_w1 = logs_of(&c.master, Some("via-w1")).await - warmup_w1;
     let bound = (rate_w1 * 0.2).ceil() as i64 + 5;
     assert!(
         logged_w1 <= answered_w1 && logged_w1 >= answered_w1 - bound,
