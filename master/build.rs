@@ -44,7 +44,6 @@ fn main() {
         "cargo:rustc-env=GPT_LOAD_UI_FINGERPRINT={:016x}",
         fnv1a(fingerprint.as_bytes())
     );
-    println!("cargo:rustc-env=GPT_LOAD_UI_FILES={}", files.len());
 }
 
 /// Every file under `dir`, with a line naming its path, size and modification time.

@@ -339,9 +339,14 @@ impl App {
         tracker.close();
 
         let app = router(state.clone());
-        let proxy = tower::ServiceBuilder::new()
-            .option_layer(crate::cors::layer(&state.cfg.cors))
-            .service(gpt_load_worker::proxy_service(state.worker.clone()));
+        let proxy = |thread| {
+            tower::ServiceBuilder::new()
+                .option_layer(crate::cors::layer(&state.cfg.cors))
+                .service(gpt_load_worker::proxy_service(
+                    state.worker.clone(),
+                    Some(thread),
+                ))
+        };
         let addr = listener
             .local_addr()
             .map_err(|e| InitError::Other(e.to_string()))?;

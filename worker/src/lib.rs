@@ -26,15 +26,18 @@ pub mod weighted;
 
 use std::convert::Infallible;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 
 pub use state::{ProxyLimits, WorkerState};
 
 /// The proxy handler as a service: the serving threads ([`serve::start`]) hand it every
-/// `/proxy/{group}/…` request directly, without a router. Cloning it clones the state's `Arc`.
+/// `/proxy/{group}/…` request directly, without a router; `thread` is the serving thread it is
+/// built for (none off the serving loop), whose upstream pool and Redis client its requests use.
+/// Cloning it clones the state's `Arc`.
 pub fn proxy_service(
     state: WorkerState,
+    thread: Option<gpt_load_common::serving_thread::ServingThread>,
 ) -> impl tower::Service<
     Request,
     Response = Response,
@@ -48,7 +51,7 @@ pub fn proxy_service(
         let state = state.clone();
         // Boxed: the handler's future is several kilobytes, and every move of an unboxed one
         // on its way into hyper's connection task copies all of it.
-        let handling = Box::pin(proxy::proxy(State(state), req));
+        let handling = Box::pin(proxy::proxy(state, thread, req));
         async move { Ok(handling.await) }
     })
 }

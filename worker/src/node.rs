@@ -170,7 +170,7 @@ pub async fn run(
         )
         .fallback(not_found);
     tracing::info!(addr = %local, "worker listening on {local}");
-    let proxy = crate::proxy_service(state.clone());
+    let proxy = |thread| crate::proxy_service(state.clone(), Some(thread));
     let server = crate::serve::start(
         listener,
         app,

@@ -81,7 +81,7 @@ impl ConnLimits {
         let max_connections = if cfg.max_connections > 0 {
             cfg.max_connections
         } else {
-            open_file_limit().map_or(10_000, |n| (n / 4 * 3).max(64))
+            (open_file_limit() / 4 * 3).max(64)
         };
         Self {
             header_timeout: cfg.read_timeout.min(cfg.idle_timeout),
@@ -103,7 +103,7 @@ impl Default for ConnLimits {
 
 /// The process's open-file limit, raised first to its hard maximum (as Go's runtime does for
 /// GPT-Load): a proxy holds a descriptor per client and per upstream connection.
-fn open_file_limit() -> Option<usize> {
+fn open_file_limit() -> usize {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
@@ -116,9 +116,9 @@ fn open_file_limit() -> Option<usize> {
         }
     }
     // `None` is unlimited.
-    Some(limit.current.map_or(usize::MAX / 2, |n| {
+    limit.current.map_or(usize::MAX / 2, |n| {
         usize::try_from(n).unwrap_or(usize::MAX / 2)
-    }))
+    })
 }
 
 /// Running serving threads; dropping this starts a graceful stop without waiting for it.
@@ -157,17 +157,19 @@ where
 }
 
 /// Starts `threads` serving threads and the acceptor that feeds them from `listener`. `proxy`
-/// answers `/proxy/{group}/…` on the serving thread itself, with no router in between (it must be
+/// builds, for each serving thread, the service that answers `/proxy/{group}/…` on that thread
+/// itself, with no router in between (so the service knows its thread as a value; it must be
 /// cheap to clone: once per request); `app` answers every other request on the main runtime.
 /// Both see the client's address as `ConnectInfo<SocketAddr>`. Must be called on the main runtime.
-pub fn start<P>(
+pub fn start<F, P>(
     listener: TcpListener,
     app: Router,
-    proxy: P,
+    proxy: F,
     threads: usize,
     limits: ConnLimits,
 ) -> io::Result<Serving>
 where
+    F: Fn(ServingThread) -> P,
     P: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     P::Future: Send + 'static,
 {
@@ -187,10 +189,9 @@ where
         let lane = ThreadLane {
             rx,
             open: open.clone(),
-            thread: ServingThread(i),
             limits,
             routes: Routes {
-                proxy: proxy.clone(),
+                proxy: proxy(ServingThread(i)),
                 app: app.clone(),
                 main: main.clone(),
             },
@@ -339,8 +340,6 @@ fn is_connection_error(e: &io::Error) -> bool {
 struct ThreadLane<P> {
     rx: mpsc::UnboundedReceiver<Handoff>,
     open: Arc<AtomicUsize>,
-    /// Which serving thread this is: every request it serves carries it.
-    thread: ServingThread,
     limits: ConnLimits,
     routes: Routes<P>,
 }
@@ -360,7 +359,6 @@ async fn serve<P>(
     let ThreadLane {
         mut rx,
         open,
-        thread,
         limits,
         routes,
     } = lane;
@@ -378,7 +376,6 @@ async fn serve<P>(
             let service = ConnService {
                 routes: routes.clone(),
                 peer,
-                thread,
                 asked: asked.clone(),
             };
             connections.spawn(connection(io, service, asked, limits, stop.clone()));
@@ -437,11 +434,10 @@ async fn connection<P>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    // Extended CONNECT over HTTP/2, as axum enables it (answered 405 like every CONNECT: nothing
-    // here tunnels); pings find dead peers of idle connections.
+    // Pings find dead peers of idle HTTP/2 connections. (No extended CONNECT: every CONNECT is
+    // answered 405, nothing here tunnels.)
     builder
         .http2()
-        .enable_connect_protocol()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.header_timeout)
         .keep_alive_timeout(Duration::from_secs(20));
@@ -573,8 +569,6 @@ struct Routes<P> {
 struct ConnService<P> {
     routes: Routes<P>,
     peer: SocketAddr,
-    /// The serving thread the connection is served on, for the requests' extensions.
-    thread: ServingThread,
     /// Set on the first request (the connection's first-request deadline is then off).
     asked: Arc<AtomicBool>,
 }
@@ -619,7 +613,6 @@ where
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
         if is_proxy_path(req.uri().path()) {
-            req.extensions_mut().insert(self.thread);
             let head = req.method() == http::Method::HEAD;
             let answer = self.routes.proxy.clone().oneshot(req);
             return Either::Left(if head {
@@ -681,7 +674,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         (
             addr,
-            start(listener, app(), proxy(), threads, ConnLimits::default()).expect("start"),
+            start(listener, app(), proxy, threads, ConnLimits::default()).expect("start"),
         )
     }
 
@@ -705,8 +698,10 @@ mod tests {
     }
 
     /// The proxy service: answers by the path after `/proxy/`.
-    fn proxy() -> tower::util::BoxCloneSyncService<Request, Response, Infallible> {
-        tower::util::BoxCloneSyncService::new(tower::service_fn(|req: Request| async move {
+    fn proxy(
+        thread: ServingThread,
+    ) -> tower::util::BoxCloneSyncService<Request, Response, Infallible> {
+        tower::util::BoxCloneSyncService::new(tower::service_fn(move |req: Request| async move {
             let peer = req
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
@@ -724,12 +719,8 @@ mod tests {
                     "done".to_owned()
                 }
                 "peer" => peer,
-                // The serving thread the request says it runs on, and the one it runs on.
-                "slot" => format!(
-                    "{:?} {}",
-                    req.extensions().get::<ServingThread>().map(|t| t.index()),
-                    thread_name()
-                ),
+                // The serving thread the service was built for, and the one it runs on.
+                "slot" => format!("Some({}) {}", thread.index(), thread_name()),
                 _ => thread_name(),
             };
             Ok(text.into_response())
@@ -780,7 +771,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn proxy_requests_carry_the_serving_thread_they_run_on() {
+    async fn each_thread_s_proxy_service_knows_the_thread_it_runs_on() {
         let (addr, serving) = serving(2).await;
         let mut seen = std::collections::BTreeSet::new();
         let mut kept = Vec::new();

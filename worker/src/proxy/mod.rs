@@ -29,7 +29,7 @@ mod span;
 
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 use gpt_load_common::log_record::truncate_utf8;
 use gpt_load_common::serving_thread::ServingThread;
@@ -56,7 +56,8 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
 }
 
 /// The proxy handler.
-pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
+/// The proxy handler, for a request on serving thread `thread`.
+pub async fn proxy(state: WorkerState, thread: Option<ServingThread>, req: Request) -> Response {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let Some((group_name, rest)) = split_path(parts.uri.path()) else {
@@ -128,7 +129,7 @@ pub async fn proxy(State(state): State<WorkerState>, req: Request) -> Response {
         facts,
         request_path: truncate_utf8(&request_path, 500).to_owned(),
         original,
-        thread: parts.extensions.get::<ServingThread>().copied(),
+        thread,
     };
     let mut stats = RunStats::default();
     let original_metrics = ctx.original.metrics.clone();

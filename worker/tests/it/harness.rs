@@ -357,7 +357,7 @@ impl Harness {
 
     /// Calls the proxy service; the answer's body is not read.
     pub async fn call(&self, req: Req) -> Response {
-        let service = gpt_load_worker::proxy_service(self.state.clone());
+        let service = gpt_load_worker::proxy_service(self.state.clone(), None);
         match service.oneshot(req.build()).await {
             Ok(r) => r,
             Err(never) => match never {},
