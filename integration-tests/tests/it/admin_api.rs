@@ -569,9 +569,13 @@ async fn oversized_keys_are_refused_by_line() {
         .header("Authorization", format!("Bearer {ADMIN_KEY}"))
         .multipart(form)
         .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_client_error(), "{}", r.status());
+        .await;
+    // The server answers 413 as soon as the limit is passed and closes the connection; a loaded
+    // machine can close it before the client reads the answer, mid-upload. Refused either way.
+    match r {
+        Ok(r) => assert!(r.status().is_client_error(), "{}", r.status()),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e:?}"),
+    }
     let (_, task) = s.get("/api/tasks/status").await;
     assert_eq!(task["data"]["task_type"], "", "no task was started: {task}");
 }

@@ -223,44 +223,23 @@ async fn an_answer_the_client_does_not_read_is_cut_after_the_write_timeout() {
     );
 }
 
+/// A raw `..` path through the real server (hyper does not normalise paths): refused before
+/// any upstream call. The encoded spellings are the in-process tests' (`worker/tests/it/auth.rs`).
 #[tokio::test(flavor = "multi_thread")]
 async fn dot_segments_never_reach_the_upstream() {
     let t = Setup::new(&[]).await;
     t.group("tenant-a", "openai", &["sk-tenant-a"], json!({}))
         .await;
-    for path in [
-        "/proxy/tenant-a/../../tenant-b/admin",
-        "/proxy/tenant-a/v1/%2e%2e/%2E%2E/tenant-b/admin",
-        "/proxy/tenant-a/..%2f..%2ftenant-b/admin",
-        "/proxy/tenant-a/v1/./models",
-        "/proxy/tenant-a/v1/..%5c..%5cadmin",
-    ] {
-        let answer = raw_request(
-            t.server.port,
-            &format!(
-                "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\nConnection: close\r\n\r\n"
-            ),
-        )
-        .await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
-        assert!(answer.contains("segment"), "{path}: {answer}");
-    }
-    assert_eq!(t.mock.request_count(), 0, "{:?}", t.mock.requests());
-    // Dots inside a segment are names, not dot segments.
     let answer = raw_request(
         t.server.port,
         &format!(
-            "GET /proxy/tenant-a/v1/models/gpt-4.1..mini HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\nConnection: close\r\n\r\n"
+            "GET /proxy/tenant-a/../../tenant-b/admin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\nConnection: close\r\n\r\n"
         ),
     )
     .await;
-    // (the mock knows no such model: its 404 came back through the proxy)
-    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
-    assert!(answer.contains("model_not_found"), "{answer}");
-    assert_eq!(
-        t.mock.last_request().unwrap().path,
-        "/v1/models/gpt-4.1..mini"
-    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("segment"), "{answer}");
+    assert_eq!(t.mock.request_count(), 0, "{:?}", t.mock.requests());
 }
 
 #[tokio::test(flavor = "multi_thread")]
