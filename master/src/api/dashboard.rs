@@ -4,14 +4,84 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration, Local, SecondsFormat, Utc};
 use gpt_load_common::crypto::sha256_hex;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::response::{ApiError, ApiQuery, ApiResult, ReqLang, ok};
+use super::schema::Envelope;
 use crate::db::repo::logs::{self as logrepo, hour_bucket};
 use crate::db::repo::stats::{self, Scope};
 use crate::db::repo::{groups, keys};
 use crate::i18n::{self, Lang};
 use crate::state::AppState;
+
+/// A dashboard card: a value and its change against the previous period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatCard {
+    #[serde(serialize_with = "go_float")]
+    pub value: f64,
+    /// Only on `key_count`, only when there are invalid keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub sub_value: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub sub_value_tip: Option<String>,
+    /// Percent change (error rate: percentage points).
+    #[serde(serialize_with = "go_float")]
+    pub trend: f64,
+    /// For the error rate: true when it fell.
+    pub trend_is_growth: bool,
+}
+
+/// A float as Go's `encoding/json` writes it: integral values without a fraction (`4`, not
+/// `4.0`).
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+impl StatCard {
+    fn new(value: f64, (trend, trend_is_growth): (f64, bool)) -> Self {
+        Self {
+            value,
+            sub_value: None,
+            sub_value_tip: None,
+            trend,
+            trend_is_growth,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+}
+
+/// A weak or misused secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityWarning {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    pub severity: Severity,
+    pub suggestion: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DashboardStats {
+    pub key_count: StatCard,
+    pub rpm: StatCard,
+    pub request_count: StatCard,
+    pub error_rate: StatCard,
+    /// `null` when there is none.
+    pub security_warnings: Option<Vec<SecurityWarning>>,
+}
 
 fn trend_pct(cur: f64, prev: f64) -> (f64, bool) {
     if prev == 0.0 {
@@ -25,7 +95,13 @@ fn trend_pct(cur: f64, prev: f64) -> (f64, bool) {
     ((t * 100.0).round() / 100.0, t >= 0.0)
 }
 
-pub async fn stats(State(state): State<AppState>, ReqLang(lang): ReqLang) -> ApiResult {
+#[utoipa::path(get, path = "/api/dashboard/stats", tag = "dashboard", operation_id = "dashboardStats",
+    summary = "The dashboard's cards and security warnings (localised)",
+    responses((status = 200, body = Envelope<DashboardStats>)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    ReqLang(lang): ReqLang,
+) -> ApiResult<DashboardStats> {
     let now = Utc::now();
     let (_, active, invalid) = keys::counts(&state.db, None).await?;
     let cur_final = logrepo::count_final_between(
@@ -38,7 +114,6 @@ pub async fn stats(State(state): State<AppState>, ReqLang(lang): ReqLang) -> Api
         ApiError::i18n(
             StatusCode::INTERNAL_SERVER_ERROR,
             "DATABASE_ERROR",
-            lang,
             "database.rpm_stats_failed",
         )
     })?;
@@ -61,7 +136,6 @@ pub async fn stats(State(state): State<AppState>, ReqLang(lang): ReqLang) -> Api
         ApiError::i18n(
             StatusCode::INTERNAL_SERVER_ERROR,
             "DATABASE_ERROR",
-            lang,
             "database.current_stats_failed",
         )
     })?;
@@ -76,7 +150,6 @@ pub async fn stats(State(state): State<AppState>, ReqLang(lang): ReqLang) -> Api
         ApiError::i18n(
             StatusCode::INTERNAL_SERVER_ERROR,
             "DATABASE_ERROR",
-            lang,
             "database.previous_stats_failed",
         )
     })?;
@@ -98,21 +171,19 @@ pub async fn stats(State(state): State<AppState>, ReqLang(lang): ReqLang) -> Api
             (d, d < 0.0)
         }
     };
-    let mut key_card = json!({"value": active, "sub_value_tip": i18n::t(lang, "dashboard.invalid_keys"), "trend": 0, "trend_is_growth": false});
-    if invalid > 0 {
-        key_card["sub_value"] = json!(invalid);
-    }
+    let key_count = StatCard {
+        sub_value: (invalid > 0).then_some(invalid),
+        sub_value_tip: Some(i18n::t(lang, "dashboard.invalid_keys")),
+        ..StatCard::new(active as f64, (0.0, false))
+    };
     let warnings = security_warnings(&state, lang).await?;
-    ok(
-        lang,
-        json!({
-            "key_count": key_card,
-            "rpm": {"value": rpm, "trend": rpm_trend, "trend_is_growth": rpm_growth},
-            "request_count": {"value": cur_total, "trend": req_trend, "trend_is_growth": req_growth},
-            "error_rate": {"value": cur_rate, "trend": err_trend, "trend_is_growth": err_growth},
-            "security_warnings": if warnings.is_empty() { Value::Null } else { Value::Array(warnings) },
-        }),
-    )
+    ok(DashboardStats {
+        key_count,
+        rpm: StatCard::new(rpm, (rpm_trend, rpm_growth)),
+        request_count: StatCard::new(cur_total as f64, (req_trend, req_growth)),
+        error_rate: StatCard::new(cur_rate, (err_trend, err_growth)),
+        security_warnings: (!warnings.is_empty()).then_some(warnings),
+    })
 }
 
 const WEAK: &[&str] = &[
@@ -136,25 +207,30 @@ const WEAK: &[&str] = &[
     "temp",
 ];
 
-fn check_secret(lang: Lang, kind: &str, secret: &str, out: &mut Vec<Value>) {
+fn check_secret(lang: Lang, kind: &str, secret: &str, out: &mut Vec<SecurityWarning>) {
     let len = secret.len().to_string();
     let vars = [("keyType", kind), ("length", len.as_str())];
-    let warn = |msg: &str, sev: &str, sug: &str, extra: &[(&str, &str)]| {
+    let warn = |msg: &str, severity: Severity, sug: &str, extra: &[(&str, &str)]| {
         let mut v: Vec<(&str, &str)> = vars.to_vec();
         v.extend_from_slice(extra);
-        json!({"type": kind, "message": i18n::tf(lang, msg, &v), "severity": sev, "suggestion": i18n::tf(lang, sug, &v)})
+        SecurityWarning {
+            kind: kind.to_owned(),
+            message: i18n::tf(lang, msg, &v),
+            severity,
+            suggestion: i18n::tf(lang, sug, &v),
+        }
     };
     if secret.len() < 16 {
         out.push(warn(
             "security.password_too_short",
-            "high",
+            Severity::High,
             "security.password_recommendation_16",
             &[],
         ));
     } else if secret.len() < 32 {
         out.push(warn(
             "security.password_short",
-            "medium",
+            Severity::Medium,
             "security.password_recommendation_32",
             &[],
         ));
@@ -163,7 +239,7 @@ fn check_secret(lang: Lang, kind: &str, secret: &str, out: &mut Vec<Value>) {
     if let Some(p) = WEAK.iter().find(|p| lower.contains(*p)) {
         out.push(warn(
             "security.password_weak_pattern",
-            "high",
+            Severity::High,
             "security.password_avoid_common",
             &[("pattern", p)],
         ));
@@ -178,7 +254,7 @@ fn check_secret(lang: Lang, kind: &str, secret: &str, out: &mut Vec<Value>) {
         if classes.iter().filter(|b| **b).count() < 3 {
             out.push(warn(
                 "security.password_low_complexity",
-                "medium",
+                Severity::Medium,
                 "security.password_complexity",
                 &[],
             ));
@@ -187,17 +263,20 @@ fn check_secret(lang: Lang, kind: &str, secret: &str, out: &mut Vec<Value>) {
 }
 
 /// Weak-secret warnings (spec §9.1) plus one GPT-Load lacks: the admin key also being a proxy key.
-pub async fn security_warnings(state: &AppState, lang: Lang) -> Result<Vec<Value>, ApiError> {
+pub async fn security_warnings(
+    state: &AppState,
+    lang: Lang,
+) -> Result<Vec<SecurityWarning>, ApiError> {
     let mut out = Vec::new();
     check_secret(lang, "AUTH_KEY", state.cfg.auth_key.expose(), &mut out);
     match &state.cfg.encryption_key {
         Some(k) => check_secret(lang, "ENCRYPTION_KEY", k.expose(), &mut out),
-        None => out.push(json!({
-            "type": "ENCRYPTION_KEY",
-            "message": i18n::t(lang, "dashboard.encryption_key_missing"),
-            "severity": "high",
-            "suggestion": i18n::t(lang, "dashboard.encryption_key_recommended"),
-        })),
+        None => out.push(SecurityWarning {
+            kind: "ENCRYPTION_KEY".to_owned(),
+            message: i18n::t(lang, "dashboard.encryption_key_missing"),
+            severity: Severity::High,
+            suggestion: i18n::t(lang, "dashboard.encryption_key_recommended"),
+        }),
     }
     let snap = state.worker.snapshot();
     let global_name = i18n::t(lang, "dashboard.global_proxy_key");
@@ -235,33 +314,68 @@ pub async fn security_warnings(state: &AppState, lang: Lang) -> Result<Vec<Value
         let where_ = admin_reuse.join(", ");
         out.insert(
             0,
-            json!({
-                "type": "AUTH_KEY",
-                "message": i18n::tf(lang, "security.admin_key_is_proxy_key", &[("where", &where_)]),
-                "severity": "high",
-                "suggestion": i18n::t(lang, "security.admin_key_is_proxy_key_suggestion"),
-            }),
+            SecurityWarning {
+                kind: "AUTH_KEY".to_owned(),
+                message: i18n::tf(
+                    lang,
+                    "security.admin_key_is_proxy_key",
+                    &[("where", &where_)],
+                ),
+                severity: Severity::High,
+                suggestion: i18n::t(lang, "security.admin_key_is_proxy_key_suggestion"),
+            },
         );
     }
     Ok(out)
 }
 
+/// `GET /api/dashboard/chart` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChartQuery {
+    /// One group; absent: every standard group.
+    #[serde(rename = "groupId")]
+    #[param(rename = "groupId", value_type = Option<i64>)]
+    pub group_id_camel: Option<String>,
+    /// The same as `groupId`.
+    #[param(value_type = Option<i64>)]
+    pub group_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChartDataset {
+    pub label: String,
+    pub data: Vec<i64>,
+    /// A CSS colour.
+    pub color: &'static str,
+}
+
+/// Hourly request counts of the last 24 hours.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChartData {
+    pub labels: Vec<String>,
+    pub datasets: Vec<ChartDataset>,
+}
+
+#[utoipa::path(get, path = "/api/dashboard/chart", tag = "dashboard", operation_id = "dashboardChart",
+    summary = "Successes and failures per hour over the last 24 hours", params(ChartQuery),
+    responses((status = 200, body = Envelope<ChartData>)))]
 pub async fn chart(
     State(state): State<AppState>,
     ReqLang(lang): ReqLang,
-    ApiQuery(q): ApiQuery,
-) -> ApiResult {
+    ApiQuery(q): ApiQuery<ChartQuery>,
+) -> ApiResult<ChartData> {
     let scope = match q
-        .get("groupId")
-        .or_else(|| q.get("group_id"))
-        .map(|s| s.trim())
+        .group_id_camel
+        .as_deref()
+        .or(q.group_id.as_deref())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
     {
         Some(raw) => Scope::Group(raw.parse::<i64>().map_err(|_| {
             ApiError::i18n(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                lang,
                 "validation.invalid_group_id",
             )
         })?),
@@ -275,7 +389,6 @@ pub async fn chart(
             ApiError::i18n(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "DATABASE_ERROR",
-                lang,
                 "database.chart_data_failed",
             )
         })?;
@@ -296,20 +409,41 @@ pub async fn chart(
             failure[idx as usize] += f;
         }
     }
-    ok(
-        lang,
-        json!({
-            "labels": labels,
-            "datasets": [
-                {"label": i18n::t(lang, "dashboard.success_requests"), "data": success, "color": "rgba(10, 200, 110, 1)"},
-                {"label": i18n::t(lang, "dashboard.failed_requests"), "data": failure, "color": "rgba(255, 70, 70, 1)"},
-            ]
-        }),
-    )
+    ok(ChartData {
+        labels,
+        datasets: vec![
+            ChartDataset {
+                label: i18n::t(lang, "dashboard.success_requests"),
+                data: success,
+                color: "rgba(10, 200, 110, 1)",
+            },
+            ChartDataset {
+                label: i18n::t(lang, "dashboard.failed_requests"),
+                data: failure,
+                color: "rgba(255, 70, 70, 1)",
+            },
+        ],
+    })
+}
+
+/// Whether the stored keys agree with the configured `ENCRYPTION_KEY`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EncryptionStatus {
+    pub has_mismatch: bool,
+    pub message: String,
+    /// Empty, `data_not_encrypted`, `key_not_configured` or `key_mismatch`.
+    pub scenario_type: &'static str,
+    pub suggestion: String,
 }
 
 /// Spec §2.3: compares a sample of stored keys with the configured `ENCRYPTION_KEY`.
-pub async fn encryption_status(State(state): State<AppState>, ReqLang(lang): ReqLang) -> ApiResult {
+#[utoipa::path(get, path = "/api/dashboard/encryption-status", tag = "dashboard",
+    operation_id = "encryptionStatus", summary = "Whether stored keys match ENCRYPTION_KEY",
+    responses((status = 200, body = Envelope<EncryptionStatus>)))]
+pub async fn encryption_status(
+    State(state): State<AppState>,
+    ReqLang(lang): ReqLang,
+) -> ApiResult<EncryptionStatus> {
     let sample = keys::sample(&state.db, 20).await.unwrap_or_default();
     let n = sample.len() as f64;
     let mut scenario = "";
@@ -358,10 +492,12 @@ pub async fn encryption_status(State(state): State<AppState>, ReqLang(lang): Req
             i18n::t(lang, id)
         }
     };
-    ok(
-        lang,
-        json!({"has_mismatch": !scenario.is_empty(), "message": t(msg), "scenario_type": scenario, "suggestion": t(sug)}),
-    )
+    ok(EncryptionStatus {
+        has_mismatch: !scenario.is_empty(),
+        message: t(msg),
+        scenario_type: scenario,
+        suggestion: t(sug),
+    })
 }
 
 #[cfg(test)]
@@ -372,11 +508,8 @@ mod tests {
     fn weak_secrets_are_reported_like_gpt_load() {
         let mut out = Vec::new();
         check_secret(Lang::EnUs, "AUTH_KEY", "admin", &mut out);
-        let sev: Vec<_> = out
-            .iter()
-            .map(|w| w["severity"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(sev, ["high", "high"]);
+        let sev: Vec<_> = out.iter().map(|w| format!("{:?}", w.severity)).collect();
+        assert_eq!(sev, ["High", "High"]);
         out.clear();
         check_secret(
             Lang::EnUs,
@@ -391,7 +524,7 @@ mod tests {
             "abcdefghijklmnopqrstuvwxyzabcdefgh",
             &mut out,
         );
-        assert!(out.iter().any(|w| w["severity"] == "medium"));
+        assert!(out.iter().any(|w| matches!(w.severity, Severity::Medium)));
     }
 
     #[test]

@@ -7,29 +7,29 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::response::{
-    ApiError, ApiJson, ApiQuery, ApiResult, Page, ReqLang, go_time, go_time_opt, ok, ok_msg,
+    ApiError, ApiJson, ApiQuery, ApiResult, Msg, Page, Paged, go_time_opt, go_time_or_zero, ok,
+    ok_msg,
 };
+use super::schema::{Envelope, ErrorResponse, KeyStatus, MessageResponse};
 use crate::db::DbError;
 use crate::db::repo::groups::{self, GroupRecord};
 use crate::db::repo::keys::{self, KeyFilter};
-use crate::i18n::{self, Lang};
-use crate::service::keys as svc;
-use crate::service::tasks::{KEY_DELETE, KEY_IMPORT, KEY_VALIDATION};
+use crate::service::keys::{self as svc, AddResult, DeleteResult, RestoreResult};
+use crate::service::tasks::{KEY_DELETE, KEY_IMPORT, KEY_VALIDATION, TaskStatus};
 use crate::service::validation;
 use crate::state::AppState;
 
-type Q = ApiQuery;
-
-fn group_id_from_query(lang: Lang, q: &HashMap<String, String>) -> Result<i64, ApiError> {
-    let raw = q.get("group_id").map(|s| s.trim()).unwrap_or("");
+fn group_id_from_query(raw: Option<&str>) -> Result<i64, ApiError> {
+    let raw = raw.map(str::trim).unwrap_or("");
     if raw.is_empty() {
         return Err(ApiError::i18n(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            lang,
             "validation.group_id_required",
         ));
     }
@@ -37,7 +37,6 @@ fn group_id_from_query(lang: Lang, q: &HashMap<String, String>) -> Result<i64, A
         ApiError::i18n(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            lang,
             "validation.invalid_group_id_format",
         )
     })
@@ -47,81 +46,126 @@ async fn find_group(state: &AppState, id: i64) -> Result<GroupRecord, ApiError> 
     Ok(groups::get(&state.db, id).await?)
 }
 
-fn key_json(state: &AppState, k: &keys::KeyRecord) -> Value {
-    let plain = state
-        .cipher
-        .decrypt(&k.key_value)
-        .unwrap_or_else(|_| "failed-to-decrypt".into());
-    json!({
-        "id": k.id,
-        "key_value": plain,
-        "key_hash": k.key_hash,
-        "group_id": k.group_id,
-        "status": k.status,
-        "notes": k.notes,
-        "request_count": k.request_count,
-        "failure_count": k.failure_count,
-        "last_used_at": go_time_opt(k.last_used_at),
-        "created_at": k.created_at.map(go_time).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        "updated_at": k.updated_at.map(go_time).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-    })
+/// An upstream key as the API shows it (decrypted).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Key)]
+pub struct KeyResponse {
+    pub id: i64,
+    pub key_value: String,
+    pub key_hash: String,
+    pub group_id: i64,
+    #[schema(value_type = KeyStatus)]
+    pub status: String,
+    pub notes: String,
+    pub request_count: i64,
+    pub failure_count: i64,
+    pub last_used_at: Option<String>,
+    /// RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown.
+    pub created_at: String,
+    /// RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown.
+    pub updated_at: String,
 }
 
-fn status_filter(
-    lang: Lang,
-    raw: Option<&String>,
-    allow_all: bool,
-) -> Result<Option<String>, ApiError> {
-    match raw.map(|s| s.trim()) {
+fn key_response(state: &AppState, k: &keys::KeyRecord) -> KeyResponse {
+    KeyResponse {
+        id: k.id,
+        key_value: state
+            .cipher
+            .decrypt(&k.key_value)
+            .unwrap_or_else(|_| "failed-to-decrypt".into()),
+        key_hash: k.key_hash.clone(),
+        group_id: k.group_id,
+        status: k.status.clone(),
+        notes: k.notes.clone(),
+        request_count: k.request_count,
+        failure_count: k.failure_count,
+        last_used_at: go_time_opt(k.last_used_at),
+        created_at: go_time_or_zero(k.created_at),
+        updated_at: go_time_or_zero(k.updated_at),
+    }
+}
+
+fn status_filter(raw: Option<&str>, allow_all: bool) -> Result<Option<String>, ApiError> {
+    match raw.map(str::trim) {
         None | Some("") => Ok(None),
         Some("all") if allow_all => Ok(None),
         Some(s @ ("active" | "invalid")) => Ok(Some(s.to_owned())),
         Some(_) => Err(ApiError::i18n(
             StatusCode::BAD_REQUEST,
             "VALIDATION_FAILED",
-            lang,
             "validation.invalid_status_filter",
         )),
     }
 }
 
+/// `GET /api/keys` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyListQuery {
+    #[param(required = true, value_type = i64, minimum = 1)]
+    pub group_id: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub page: Option<String>,
+    /// 1–1000, 15 by default.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    pub page_size: Option<String>,
+    #[param(value_type = Option<KeyStatus>)]
+    pub status: Option<String>,
+    /// An exact key (matched by its hash).
+    pub key_value: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/keys", tag = "keys", operation_id = "listKeys",
+    summary = "A page of a group's keys", params(KeyListQuery),
+    responses((status = 200, body = Envelope<Paged<KeyResponse>>), (status = 404, body = ErrorResponse)))]
 pub async fn list(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiQuery(q): Q,
-) -> ApiResult {
-    let group_id = group_id_from_query(lang, &q)?;
-    let key_hash = super::logs::bounded_param(&q, "key_value", svc::MAX_KEY_BYTES)?
+    ApiQuery(q): ApiQuery<KeyListQuery>,
+) -> ApiResult<Paged<KeyResponse>> {
+    let group_id = group_id_from_query(q.group_id.as_deref())?;
+    let key_hash = super::logs::bounded("key_value", q.key_value.as_deref(), svc::MAX_KEY_BYTES)?
         .map(|s| state.cipher.hash(&s));
     find_group(&state, group_id).await?;
-    let status = status_filter(lang, q.get("status"), false)?;
-    let page = Page::from_query(
-        q.get("page").map(String::as_str),
-        q.get("page_size").map(String::as_str),
-    );
+    let status = status_filter(q.status.as_deref(), false)?;
+    let page = Page::from_query(q.page.as_deref(), q.page_size.as_deref());
     let f = KeyFilter {
         group_id,
         status,
         key_hash,
     };
     let (rows, total) = keys::list(&state.db, &f, page.page_size, page.offset()).await?;
-    let items: Vec<Value> = rows.iter().map(|k| key_json(&state, k)).collect();
-    ok(lang, page.wrap(Value::Array(items), total))
+    let items = rows.iter().map(|k| key_response(&state, k)).collect();
+    ok(page.wrap(items, total))
+}
+
+/// `GET /api/keys/export` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyExportQuery {
+    #[param(required = true, value_type = i64, minimum = 1)]
+    pub group_id: Option<String>,
+    /// `all` (default), `active` or `invalid`.
+    pub status: Option<String>,
 }
 
 /// Streams a group's keys as text, one per line (downloads use the Authorization header).
+#[utoipa::path(get, path = "/api/keys/export", tag = "keys", operation_id = "exportKeys",
+    summary = "A group's keys as text, one per line", params(KeyExportQuery),
+    responses((status = 200, description = "The keys", content_type = "text/plain", body = String),
+        (status = 404, body = ErrorResponse)))]
 pub async fn export(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiQuery(q): Q,
+    ApiQuery(q): ApiQuery<KeyExportQuery>,
 ) -> Result<Response, ApiError> {
-    let group_id = group_id_from_query(lang, &q)?;
+    let group_id = group_id_from_query(q.group_id.as_deref())?;
     let status_raw = q
-        .get("status")
-        .map(|s| s.trim().to_owned())
+        .status
+        .as_deref()
+        .map(str::trim)
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "all".into());
-    let status = status_filter(lang, Some(&status_raw), true)?;
+        .unwrap_or("all")
+        .to_owned();
+    let status = status_filter(Some(&status_raw), true)?;
     let g = find_group(&state, group_id).await?;
     let stream = futures::stream::unfold(Some(0i64), move |after| {
         let state = state.clone();
@@ -159,42 +203,36 @@ pub async fn export(
     Ok(resp)
 }
 
-/// `{group_id, keys_text}` with clear errors for missing or mistyped fields.
-/// Takes the body by value: the text is moved out, not copied (it may be 64 MiB).
-fn key_text_request(body: Value) -> Result<(i64, String), ApiError> {
-    let Value::Object(mut o) = body else {
-        return Err(ApiError::invalid_json("request body must be a JSON object"));
-    };
-    let group_id = required_group_id(&o)?;
-    let text = match o.remove("keys_text") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => {
-            return Err(ApiError::invalid_json("field 'keys_text' is required"));
-        }
-        Some(_) => return Err(ApiError::invalid_json("field 'keys_text' must be a string")),
-    };
-    Ok((group_id, text))
+/// Keys of a group, as text: one per line, or separated by commas or spaces.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeysTextRequest {
+    #[schema(minimum = 1)]
+    pub group_id: i64,
+    pub keys_text: String,
 }
 
-fn required_group_id(o: &Map<String, Value>) -> Result<i64, ApiError> {
-    match o.get("group_id") {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|g| *g > 0)
-            .ok_or_else(|| ApiError::invalid_json("field 'group_id' must be a positive integer")),
-        None | Some(Value::Null) => Err(ApiError::invalid_json("field 'group_id' is required")),
-        Some(_) => Err(ApiError::invalid_json(
+/// A group, named by its id.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GroupIdRequest {
+    #[schema(minimum = 1)]
+    pub group_id: i64,
+}
+
+fn positive_group_id(id: i64) -> Result<i64, ApiError> {
+    if id > 0 {
+        Ok(id)
+    } else {
+        Err(ApiError::invalid_json(
             "field 'group_id' must be a positive integer",
-        )),
+        ))
     }
 }
 
-fn parse_batch(lang: Lang, text: &str, limit: Option<usize>) -> Result<Vec<String>, ApiError> {
+fn parse_batch(text: &str, limit: Option<usize>) -> Result<Vec<String>, ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::i18n(
             StatusCode::BAD_REQUEST,
             "VALIDATION_FAILED",
-            lang,
             "validation.keys_text_empty",
         ));
     }
@@ -218,21 +256,22 @@ fn parse_batch(lang: Lang, text: &str, limit: Option<usize>) -> Result<Vec<Strin
     Ok(keys)
 }
 
+#[utoipa::path(post, path = "/api/keys/add-multiple", tag = "keys", operation_id = "addKeys",
+    summary = "Add up to 5000 keys at once", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<AddResult>), (status = 404, body = ErrorResponse)))]
 pub async fn add_multiple(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult {
-    let (group_id, text) = key_text_request(body)?;
+    ApiJson(body): ApiJson<KeysTextRequest>,
+) -> ApiResult<AddResult> {
+    let group_id = positive_group_id(body.group_id)?;
     let g = find_group(&state, group_id).await?;
     if g.group_type == "aggregate" {
         return Err(ApiError::validation(
             "aggregate groups hold no keys of their own",
         ));
     }
-    let keys = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;
-    let r = svc::add(&state, group_id, &keys, |_| {}).await?;
-    ok(lang, r)
+    let keys = parse_batch(&body.keys_text, Some(svc::MAX_SYNC_KEYS))?;
+    ok(svc::add(&state, group_id, &keys, |_| {}).await?)
 }
 
 /// Starts the import task; returns its initial status or 409 when another task runs.
@@ -241,12 +280,12 @@ pub fn start_import(
     group_id: i64,
     group_name: String,
     keys: Vec<String>,
-) -> Result<Value, ApiError> {
+) -> Result<TaskStatus, ApiError> {
     let handle = state
         .tasks
         .try_start(KEY_IMPORT, &group_name, keys.len() as u64)
         .map_err(|_| ApiError::task_in_progress("a task is already running, please wait"))?;
-    let initial = serde_json::to_value(handle.snapshot()).map_err(|_| ApiError::internal())?;
+    let initial = handle.snapshot();
     let state = state.clone();
     tokio::spawn(async move {
         let h = &handle;
@@ -269,11 +308,12 @@ pub fn start_import(
     Ok(initial)
 }
 
-pub async fn add_async(
-    State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    req: Request,
-) -> ApiResult {
+#[utoipa::path(post, path = "/api/keys/add-async", tag = "keys", operation_id = "importKeys",
+    summary = "Import any number of keys in a task (JSON, or multipart with `group_id` and a .txt `file`)",
+    request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<TaskStatus>), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)))]
+pub async fn add_async(State(state): State<AppState>, req: Request) -> ApiResult<TaskStatus> {
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -289,7 +329,6 @@ pub async fn add_async(
             ApiError::i18n(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                lang,
                 "validation.failed_to_read_file",
             )
         })? {
@@ -301,7 +340,6 @@ pub async fn add_async(
                         ApiError::i18n(
                             StatusCode::BAD_REQUEST,
                             "BAD_REQUEST",
-                            lang,
                             "validation.failed_to_read_file",
                         )
                     })?;
@@ -315,7 +353,6 @@ pub async fn add_async(
             return Err(ApiError::i18n(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                lang,
                 "validation.group_id_required",
             ));
         }
@@ -328,7 +365,6 @@ pub async fn add_async(
                 ApiError::i18n(
                     StatusCode::BAD_REQUEST,
                     "BAD_REQUEST",
-                    lang,
                     "validation.invalid_group_id_format",
                 )
             })?;
@@ -336,7 +372,6 @@ pub async fn add_async(
             return Err(ApiError::i18n(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                lang,
                 "validation.file_required",
             ));
         };
@@ -344,7 +379,6 @@ pub async fn add_async(
             return Err(ApiError::i18n(
                 StatusCode::BAD_REQUEST,
                 "VALIDATION_FAILED",
-                lang,
                 "validation.only_txt_supported",
             ));
         }
@@ -352,8 +386,8 @@ pub async fn add_async(
             .map_err(|_| ApiError::validation("the file is not UTF-8 text"))?;
         (gid, text)
     } else {
-        let ApiJson(body) = ApiJson::<Value>::from_request(req, &state).await?;
-        key_text_request(body)?
+        let ApiJson(body) = ApiJson::<KeysTextRequest>::from_request(req, &state).await?;
+        (positive_group_id(body.group_id)?, body.keys_text)
     };
     let g = find_group(&state, group_id).await?;
     if g.group_type == "aggregate" {
@@ -361,35 +395,41 @@ pub async fn add_async(
             "aggregate groups hold no keys of their own",
         ));
     }
-    let keys = parse_batch(lang, &text, None)?;
-    let initial = start_import(&state, group_id, g.name, keys)?;
-    ok(lang, initial)
+    let keys = parse_batch(&text, None)?;
+    ok(start_import(&state, group_id, g.name, keys)?)
 }
 
+#[utoipa::path(post, path = "/api/keys/delete-multiple", tag = "keys",
+    operation_id = "deleteKeys", summary = "Delete up to 5000 keys at once",
+    request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<DeleteResult>), (status = 404, body = ErrorResponse)))]
 pub async fn delete_multiple(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult {
-    let (group_id, text) = key_text_request(body)?;
+    ApiJson(body): ApiJson<KeysTextRequest>,
+) -> ApiResult<DeleteResult> {
+    let group_id = positive_group_id(body.group_id)?;
     find_group(&state, group_id).await?;
-    let keys = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;
-    ok(lang, svc::delete(&state, group_id, &keys, |_| {}).await?)
+    let keys = parse_batch(&body.keys_text, Some(svc::MAX_SYNC_KEYS))?;
+    ok(svc::delete(&state, group_id, &keys, |_| {}).await?)
 }
 
+#[utoipa::path(post, path = "/api/keys/delete-async", tag = "keys",
+    operation_id = "deleteKeysTask", summary = "Delete any number of keys in a task",
+    request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<TaskStatus>), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)))]
 pub async fn delete_async(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult {
-    let (group_id, text) = key_text_request(body)?;
+    ApiJson(body): ApiJson<KeysTextRequest>,
+) -> ApiResult<TaskStatus> {
+    let group_id = positive_group_id(body.group_id)?;
     let g = find_group(&state, group_id).await?;
-    let keys = parse_batch(lang, &text, None)?;
+    let keys = parse_batch(&body.keys_text, None)?;
     let handle = state
         .tasks
         .try_start(KEY_DELETE, &g.name, keys.len() as u64)
         .map_err(|_| ApiError::task_in_progress("a task is already running, please wait"))?;
-    let initial = serde_json::to_value(handle.snapshot()).map_err(|_| ApiError::internal())?;
+    let initial = handle.snapshot();
     let st = state.clone();
     tokio::spawn(async move {
         let h = &handle;
@@ -403,67 +443,68 @@ pub async fn delete_async(
             Err(e) => handle.fail(e.to_string()),
         }
     });
-    ok(lang, initial)
+    ok(initial)
 }
 
+#[utoipa::path(post, path = "/api/keys/restore-multiple", tag = "keys",
+    operation_id = "restoreKeys", summary = "Mark up to 5000 keys active again",
+    request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<RestoreResult>), (status = 404, body = ErrorResponse)))]
 pub async fn restore_multiple(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult {
-    let (group_id, text) = key_text_request(body)?;
+    ApiJson(body): ApiJson<KeysTextRequest>,
+) -> ApiResult<RestoreResult> {
+    let group_id = positive_group_id(body.group_id)?;
     find_group(&state, group_id).await?;
-    let keys = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;
-    ok(lang, svc::restore(&state, group_id, &keys).await?)
+    let keys = parse_batch(&body.keys_text, Some(svc::MAX_SYNC_KEYS))?;
+    ok(svc::restore(&state, group_id, &keys).await?)
 }
 
-fn group_id_request(body: &Value) -> Result<i64, ApiError> {
-    match body {
-        Value::Object(o) => required_group_id(o),
-        _ => Err(ApiError::invalid_json("request body must be a JSON object")),
-    }
-}
-
+#[utoipa::path(post, path = "/api/keys/restore-all-invalid", tag = "keys",
+    operation_id = "restoreAllInvalidKeys", summary = "Mark every invalid key of a group active",
+    request_body = GroupIdRequest,
+    responses((status = 200, body = MessageResponse), (status = 404, body = ErrorResponse)))]
 pub async fn restore_all_invalid(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<GroupIdRequest>,
 ) -> ApiResult {
-    let group_id = group_id_request(&body)?;
+    let group_id = positive_group_id(body.group_id)?;
     find_group(&state, group_id).await?;
     let n = svc::restore_all_invalid(&state, group_id).await?;
-    ok_msg(i18n::tf(
-        lang,
+    ok_msg(Msg::with(
         "success.keys_restored",
         &[("count", &n.to_string())],
     ))
 }
 
+#[utoipa::path(post, path = "/api/keys/clear-all-invalid", tag = "keys",
+    operation_id = "clearInvalidKeys", summary = "Delete every invalid key of a group",
+    request_body = GroupIdRequest,
+    responses((status = 200, body = MessageResponse), (status = 404, body = ErrorResponse)))]
 pub async fn clear_all_invalid(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<GroupIdRequest>,
 ) -> ApiResult {
-    let group_id = group_id_request(&body)?;
+    let group_id = positive_group_id(body.group_id)?;
     find_group(&state, group_id).await?;
     let n = svc::clear(&state, group_id, Some("invalid")).await?;
-    ok_msg(i18n::tf(
-        lang,
+    ok_msg(Msg::with(
         "success.invalid_keys_cleared",
         &[("count", &n.to_string())],
     ))
 }
 
+#[utoipa::path(post, path = "/api/keys/clear-all", tag = "keys", operation_id = "clearAllKeys",
+    summary = "Delete every key of a group", request_body = GroupIdRequest,
+    responses((status = 200, body = MessageResponse), (status = 404, body = ErrorResponse)))]
 pub async fn clear_all(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<GroupIdRequest>,
 ) -> ApiResult {
-    let group_id = group_id_request(&body)?;
+    let group_id = positive_group_id(body.group_id)?;
     find_group(&state, group_id).await?;
     let n = svc::clear(&state, group_id, None).await?;
-    ok_msg(i18n::tf(
-        lang,
+    ok_msg(Msg::with(
         "success.all_keys_cleared",
         &[("count", &n.to_string())],
     ))
@@ -471,7 +512,6 @@ pub async fn clear_all(
 
 fn group_runtime(
     state: &AppState,
-    lang: Lang,
     id: i64,
 ) -> Result<Arc<gpt_load_worker::state::GroupRuntime>, ApiError> {
     state
@@ -483,30 +523,37 @@ fn group_runtime(
             ApiError::i18n(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
-                lang,
                 "validation.group_not_found",
             )
         })
 }
 
+/// Which keys of a group to validate.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ValidateGroupRequest {
+    #[schema(minimum = 1)]
+    pub group_id: i64,
+    /// `active` or `invalid`; absent or empty: all keys.
+    pub status: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/keys/validate-group", tag = "keys",
+    operation_id = "validateGroupKeys", summary = "Validate a group's keys in a task",
+    request_body = ValidateGroupRequest,
+    responses((status = 200, body = Envelope<TaskStatus>), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)))]
 pub async fn validate_group(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult {
-    let Value::Object(o) = &body else {
-        return Err(ApiError::invalid_json("request body must be a JSON object"));
-    };
-    let group_id = required_group_id(o)?;
-    let status = match o.get("status") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) if s == "active" || s == "invalid" => Some(s.clone()),
+    ApiJson(body): ApiJson<ValidateGroupRequest>,
+) -> ApiResult<TaskStatus> {
+    let group_id = positive_group_id(body.group_id)?;
+    let status = match body.status.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("active" | "invalid")) => Some(s.to_owned()),
         Some(_) => {
             return Err(ApiError::i18n(
                 StatusCode::BAD_REQUEST,
                 "VALIDATION_FAILED",
-                lang,
                 "validation.invalid_status_value",
             ));
         }
@@ -517,7 +564,7 @@ pub async fn validate_group(
             "aggregate groups hold no keys of their own",
         ));
     }
-    let rt = group_runtime(&state, lang, group_id)?;
+    let rt = group_runtime(&state, group_id)?;
     let (total, active, invalid) = keys::counts(&state.db, Some(group_id)).await?;
     let n = match status.as_deref() {
         Some("active") => active,
@@ -534,7 +581,7 @@ pub async fn validate_group(
         .tasks
         .try_start(KEY_VALIDATION, &g.name, n as u64)
         .map_err(|_| ApiError::task_in_progress("a task is already running, please wait"))?;
-    let initial = serde_json::to_value(handle.snapshot()).map_err(|_| ApiError::internal())?;
+    let initial = handle.snapshot();
     let st = state.clone();
     tokio::spawn(async move {
         let h = &handle;
@@ -549,19 +596,38 @@ pub async fn validate_group(
             Err(e) => handle.fail(e.to_string()),
         }
     });
-    ok(lang, initial)
+    ok(initial)
 }
 
+/// The outcome of testing one key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTestResult {
+    pub key_value: String,
+    pub is_valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTestResponse {
+    pub results: Vec<KeyTestResult>,
+    /// Milliseconds.
+    pub total_duration: i64,
+}
+
+#[utoipa::path(post, path = "/api/keys/test-multiple", tag = "keys", operation_id = "testKeys",
+    summary = "Validate up to 5000 of a group's keys now", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<KeyTestResponse>), (status = 404, body = ErrorResponse)))]
 pub async fn test_multiple(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult {
+    ApiJson(body): ApiJson<KeysTextRequest>,
+) -> ApiResult<KeyTestResponse> {
     let start = std::time::Instant::now();
-    let (group_id, text) = key_text_request(body)?;
+    let group_id = positive_group_id(body.group_id)?;
     find_group(&state, group_id).await?;
-    let rt = group_runtime(&state, lang, group_id)?;
-    let input = parse_batch(lang, &text, Some(svc::MAX_SYNC_KEYS))?;
+    let rt = group_runtime(&state, group_id)?;
+    let input = parse_batch(&body.keys_text, Some(svc::MAX_SYNC_KEYS))?;
     let hashes: Vec<String> = input.iter().map(|k| state.cipher.hash(k)).collect();
     let found = keys::find_by_hashes(&state.db, group_id, &hashes).await?;
     let by_hash: HashMap<String, (i64, bool)> = found
@@ -575,47 +641,53 @@ pub async fn test_multiple(
         .zip(hashes)
         .map(|(k, h)| (k, by_hash.get(&h).copied()))
         .collect();
-    let results: Vec<Value> = futures::stream::iter(jobs.into_iter().map(|(k, id)| {
+    let results: Vec<KeyTestResult> = futures::stream::iter(jobs.into_iter().map(|(k, id)| {
         let state = state.clone();
         let rt = rt.clone();
         async move {
-            match id {
-                None => json!({"key_value": k, "is_valid": false, "error": "Key does not exist in this group or has been removed."}),
-                Some((id, invalid)) => match validation::validate_and_apply(&state, &rt, id, &k, invalid).await {
-                    Ok(()) => json!({"key_value": k, "is_valid": true}),
-                    Err(e) => json!({"key_value": k, "is_valid": false, "error": e}),
-                },
+            let error = match id {
+                None => Some("Key does not exist in this group or has been removed.".to_owned()),
+                Some((id, invalid)) => validation::validate_and_apply(&state, &rt, id, &k, invalid)
+                    .await
+                    .err(),
+            };
+            KeyTestResult {
+                key_value: k,
+                is_valid: error.is_none(),
+                error,
             }
         }
     }))
     .buffered(concurrency)
     .collect()
     .await;
-    ok(
-        lang,
-        json!({"results": results, "total_duration": start.elapsed().as_millis() as i64}),
-    )
+    ok(KeyTestResponse {
+        results,
+        total_duration: start.elapsed().as_millis() as i64,
+    })
 }
 
+/// A key's notes (at most 255 characters).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NotesRequest {
+    pub notes: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/keys/{id}/notes", tag = "keys", operation_id = "updateKeyNotes",
+    summary = "Change a key's notes", params(("id" = i64, Path, minimum = 1, description = "Key id")),
+    request_body = NotesRequest,
+    responses((status = 200, body = MessageResponse), (status = 404, body = ErrorResponse)))]
 pub async fn update_notes(
     State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<NotesRequest>,
 ) -> ApiResult {
     let id = id
         .parse::<i64>()
         .ok()
         .filter(|i| *i > 0)
         .ok_or_else(|| ApiError::bad_request("invalid key ID format"))?;
-    let notes = match &body {
-        Value::Object(o) => match o.get("notes") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.trim().to_owned(),
-            Some(_) => return Err(ApiError::invalid_json("field 'notes' must be a string")),
-        },
-        _ => return Err(ApiError::invalid_json("request body must be a JSON object")),
-    };
+    let notes = body.notes.unwrap_or_default().trim().to_owned();
     if notes.chars().count() > 255 {
         return Err(ApiError::validation(
             "notes length must be <= 255 characters",
@@ -625,5 +697,5 @@ pub async fn update_notes(
         Err(DbError::NotFound) => return Err(ApiError::resource_not_found()),
         r => r?,
     }
-    ok_msg(i18n::t(lang, "common.success"))
+    ok_msg(Msg::id("common.success"))
 }

@@ -2,13 +2,16 @@
 //!
 //! Layers, outer → inner: request body limit → (per route group) admin authentication (constant-time
 //! `AUTH_KEY` compare, failures throttled per address) → handlers. Handlers are thin: they parse and
-//! validate input, call services and repositories, and shape GPT-Load's responses.
+//! validate input, call services and repositories, and shape GPT-Load's responses. Every request
+//! and response body is a type (serde), and `doc` generates the OpenAPI document from them.
 
 pub mod dashboard;
+pub mod doc;
 pub mod groups;
 pub mod keys;
 pub mod logs;
 pub mod response;
+pub mod schema;
 pub mod settings;
 pub mod system;
 
@@ -165,11 +168,12 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(system::login))
         .route("/integration/info", get(system::integration_info))
-        .route("/openapi.json", get(system::openapi))
+        .route("/openapi.json", get(doc::serve))
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY));
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .layer(middleware::from_fn(response::localise));
     let metrics = Router::new()
         .route("/metrics", get(system::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));

@@ -1,36 +1,42 @@
 //! `/api/settings`.
 
 use axum::extract::State;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::response::{ApiError, ApiJson, ApiResult, ReqLang, ok, ok_msg};
+use super::response::{ApiJson, ApiResult, Msg, ReqLang, ok, ok_msg};
+use super::schema::{Envelope, MessageResponse};
 use crate::db::repo::settings as repo;
 use crate::i18n;
-use crate::service::settings as svc;
+use crate::service::settings::{self as svc, SettingsCategory};
 use crate::state::AppState;
 
-pub async fn get(State(state): State<AppState>, ReqLang(lang): ReqLang) -> ApiResult {
-    ok(
-        lang,
-        svc::categorized(lang, &state.worker.snapshot().settings),
-    )
-}
-
-/// Validates every value (400 naming the key on any bad one), stores them and publishes at once.
-pub async fn update(
+#[utoipa::path(get, path = "/api/settings", tag = "settings", operation_id = "getSettings",
+    summary = "All system settings by category, names and descriptions localised",
+    responses((status = 200, body = Envelope<Vec<SettingsCategory>>)))]
+pub async fn get(
     State(state): State<AppState>,
     ReqLang(lang): ReqLang,
-    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Vec<SettingsCategory>> {
+    ok(svc::categorized(lang, &state.worker.snapshot().settings))
+}
+
+/// Setting key → new value (an integer, a boolean or a string, by the setting's type).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read only by the OpenAPI derive.
+pub struct SettingsUpdate(std::collections::HashMap<String, super::schema::SettingValue>);
+
+/// Validates every value (400 naming the key on any bad one), stores them and publishes at once.
+#[utoipa::path(put, path = "/api/settings", tag = "settings", operation_id = "updateSettings",
+    summary = "Change settings (all or nothing)", request_body = SettingsUpdate,
+    responses((status = 200, body = MessageResponse)))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult {
-    let Value::Object(o) = body else {
-        return Err(ApiError::invalid_json(
-            "request body must be a JSON object of setting keys to values",
-        ));
-    };
-    if o.is_empty() {
-        return ok_msg(i18n::t(lang, "common.success"));
+    if body.is_empty() {
+        return ok_msg(Msg::id("common.success"));
     }
-    let rows = svc::validate_update(&o)?;
+    let rows = svc::validate_update(&body)?;
     let rows: Vec<(String, String, String)> = rows
         .into_iter()
         .map(|(k, v)| {
@@ -43,5 +49,5 @@ pub async fn update(
         .collect();
     repo::upsert(&state.db, &rows).await?;
     state.publish().await?;
-    ok_msg(i18n::t(lang, "settings.update_success"))
+    ok_msg(Msg::id("settings.update_success"))
 }

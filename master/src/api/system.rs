@@ -4,10 +4,12 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gpt_load_common::model::ChannelType;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::response::{ApiResult, ReqLang, ok};
-use crate::i18n;
+use super::response::{ApiResult, LoginReply, Msg, ok};
+use super::schema::{ChannelType as ChannelTypeDoc, Envelope, ErrorResponse};
+use crate::service::tasks::TaskStatus;
 use crate::state::AppState;
 
 /// Go's `time.Duration.String()` for an uptime (`1h2m3.5s`).
@@ -27,30 +29,59 @@ pub fn go_duration(d: std::time::Duration) -> String {
     }
 }
 
-pub async fn health(State(state): State<AppState>) -> Response {
-    axum::Json(json!({
-        "status": "healthy",
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "uptime": go_duration(state.started.elapsed()),
-    }))
-    .into_response()
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `healthy`.
+    pub status: &'static str,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    /// Go's duration format, e.g. `1h2m3.5s`.
+    pub uptime: String,
+}
+
+#[utoipa::path(get, path = "/health", tag = "system", operation_id = "health",
+    summary = "Liveness", security(()), responses((status = 200, body = Health)))]
+pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "healthy",
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        uptime: go_duration(state.started.elapsed()),
+    })
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub auth_key: String,
+}
+
+/// The login answer (not the envelope).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub success: bool,
+    /// Localised.
+    pub message: String,
 }
 
 /// `POST /api/auth/login` `{auth_key}` → `{success, message}`; failures throttled per address.
-pub async fn login(
-    State(state): State<AppState>,
-    ReqLang(lang): ReqLang,
-    req: Request,
-) -> Response {
+#[utoipa::path(post, path = "/api/auth/login", tag = "system", operation_id = "login",
+    summary = "Check the admin key", security(()), request_body = LoginRequest,
+    responses((status = 200, description = "The key is right", body = LoginResponse),
+        (status = 400, description = "No `auth_key` in the body", body = LoginResponse),
+        (status = 401, description = "The key is wrong", body = LoginResponse),
+        (status = 429, description = "Too many failures from this address; see `Retry-After`",
+            body = LoginResponse)))]
+pub async fn login(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let ip = super::peer(&state, &parts);
     if let Some(wait) = state.login_throttle.blocked_for(&ip) {
-        let mut r = (
-            StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(json!({"success": false, "message": i18n::tf(lang, "auth.too_many_attempts", &[("seconds", &wait.as_secs().max(1).to_string())])})),
-        )
-            .into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        let secs = wait.as_secs().max(1).to_string();
+        let mut r = LoginReply {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            success: false,
+            message: Msg::with("auth.too_many_attempts", &[("seconds", &secs)]),
+        }
+        .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&secs) {
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
         return r;
@@ -58,56 +89,66 @@ pub async fn login(
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let key = serde_json::from_slice::<serde_json::Value>(&bytes)
+    // Any malformed body is the same "invalid request" (GPT-Load's answer), not a JSON error.
+    let key = serde_json::from_slice::<LoginRequest>(&bytes)
         .ok()
-        .and_then(|v| {
-            v.get("auth_key")
-                .and_then(|k| k.as_str())
-                .map(str::to_owned)
-        })
+        .map(|r| r.auth_key)
         .filter(|k| !k.is_empty());
+    let reply = |status, success, id| LoginReply {
+        status,
+        success,
+        message: Msg::id(id),
+    };
     let Some(key) = key else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"message": i18n::t(lang, "auth.invalid_request"), "success": false})),
-        )
-            .into_response();
+        return reply(StatusCode::BAD_REQUEST, false, "auth.invalid_request").into_response();
     };
     if state.cfg.auth_key.matches(&key) {
         state.login_throttle.record_success(&ip);
-        axum::Json(
-            json!({"success": true, "message": i18n::t(lang, "auth.authentication_successful")}),
-        )
-        .into_response()
+        reply(StatusCode::OK, true, "auth.authentication_successful").into_response()
     } else {
         state.login_throttle.record_failure(&ip);
-        (
+        reply(
             StatusCode::UNAUTHORIZED,
-            axum::Json(
-                json!({"success": false, "message": i18n::t(lang, "auth.authentication_failed")}),
-            ),
+            false,
+            "auth.authentication_failed",
         )
-            .into_response()
+        .into_response()
     }
 }
 
 /// Channel types in a stable order (GPT-Load's order was random).
-pub async fn channel_types(ReqLang(lang): ReqLang) -> ApiResult {
-    ok(
-        lang,
-        ChannelType::ALL
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>(),
-    )
+#[utoipa::path(get, path = "/api/channel-types", tag = "system", operation_id = "channelTypes",
+    summary = "The channel types a group may have",
+    responses((status = 200, body = Envelope<Vec<ChannelTypeDoc>>)))]
+pub async fn channel_types() -> ApiResult<Vec<&'static str>> {
+    ok(ChannelType::ALL.iter().map(|c| c.as_str()).collect())
 }
 
-pub async fn task_status(State(state): State<AppState>, ReqLang(lang): ReqLang) -> ApiResult {
-    ok(lang, state.tasks.status())
+#[utoipa::path(get, path = "/api/tasks/status", tag = "keys", operation_id = "taskStatus",
+    summary = "The current or last task", responses((status = 200, body = Envelope<TaskStatus>)))]
+pub async fn task_status(State(state): State<AppState>) -> ApiResult<TaskStatus> {
+    ok(state.tasks.status())
+}
+
+/// A group a proxy key may use, and its proxy path.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // Written by the worker's integration module; declared here for the document.
+pub struct IntegrationGroup {
+    pub name: String,
+    pub display_name: String,
+    #[schema(value_type = ChannelTypeDoc)]
+    pub channel_type: String,
+    /// `/proxy/{name}`.
+    pub path: String,
 }
 
 /// `GET /api/integration/info?key=`: the groups a proxy key may use. Throttled like logins so it is
 /// no oracle for guessing proxy keys.
+#[utoipa::path(get, path = "/api/integration/info", tag = "system", operation_id = "integrationInfo",
+    summary = "The groups a proxy key may use", security(()),
+    params(("key" = String, Query, description = "A proxy key")),
+    responses((status = 200, body = Envelope<Vec<IntegrationGroup>>), (status = 400, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn integration_info(State(state): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let ip = super::peer(&state, &parts);
@@ -132,15 +173,6 @@ pub async fn integration_info(State(state): State<AppState>, req: Request) -> Re
         );
     }
     gpt_load_worker::integration::success(groups)
-}
-
-/// The OpenAPI document of the admin API (the UI's types are generated from it).
-pub async fn openapi() -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("../../openapi.json"),
-    )
-        .into_response()
 }
 
 /// The master's gauges: the data plane's plus, in a cluster, workers and the record stream.

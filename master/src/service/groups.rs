@@ -3,66 +3,66 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use axum::http::StatusCode;
 use gpt_load_common::model::settings::parse_group_config;
 use gpt_load_common::model::{
     ChannelType, GroupType, HeaderAction, HeaderRule, Upstream, is_valid_group_name,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::api::response::{ApiError, go_time, go_time_opt};
+use super::error::ServiceError;
+use super::lenient;
+use crate::api::response::{go_time_opt, go_time_or_zero};
+use crate::api::schema as doc;
 use crate::db::repo::groups::GroupRecord;
-use crate::i18n::Lang;
 
-type Obj = Map<String, Value>;
-
-fn field_type_error(field: &str, expected: &str) -> ApiError {
-    ApiError::invalid_json(format!("field '{field}' must be {expected}"))
+/// Group fields as create and update take them; on update an absent field keeps its value.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct GroupRequest {
+    /// 1–100 of `a-z 0-9 _ -`; the group's URL segment.
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    /// `standard` (default) or `aggregate`; fixed once created.
+    #[schema(value_type = Option<doc::GroupType>)]
+    pub group_type: Option<String>,
+    #[schema(value_type = Option<doc::ChannelType>)]
+    pub channel_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub sort: Option<i64>,
+    /// The model key validation asks for (required for standard groups).
+    pub test_model: Option<String>,
+    /// A path such as `/v1/chat/completions`; empty for the channel's default.
+    pub validation_endpoint: Option<String>,
+    /// Required for standard groups; ignored for aggregates. On update, `null` is refused.
+    #[serde(default, deserialize_with = "lenient::present")]
+    #[schema(value_type = Option<Vec<doc::Upstream>>)]
+    pub upstreams: Option<Value>,
+    /// Group proxy keys, comma- or newline-separated.
+    pub proxy_keys: Option<String>,
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    pub param_overrides: Option<Map<String, Value>>,
+    /// Model name → model name sent upstream.
+    pub model_redirect_rules: Option<BTreeMap<String, String>>,
+    pub model_redirect_strict: Option<bool>,
+    /// Per-group overrides of system settings (see `GET /api/groups/config-options`).
+    #[schema(value_type = Option<doc::GroupConfig>)]
+    pub config: Option<Map<String, Value>>,
+    pub header_rules: Option<Vec<HeaderRuleInput>>,
 }
 
-/// A string field: `Ok(None)` when absent or null.
-pub fn opt_str(o: &Obj, k: &str) -> Result<Option<String>, ApiError> {
-    match o.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(field_type_error(k, "a string")),
-    }
+/// A header rule as written: blank keys are dropped, keys are canonicalised.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct HeaderRuleInput {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    /// `set` or `remove`.
+    pub action: Option<String>,
 }
 
-pub fn opt_i64(o: &Obj, k: &str) -> Result<Option<i64>, ApiError> {
-    match o.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-                    .map(|f| f as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| field_type_error(k, "an integer")),
-        Some(_) => Err(field_type_error(k, "an integer")),
-    }
-}
-
-fn opt_bool(o: &Obj, k: &str) -> Result<Option<bool>, ApiError> {
-    match o.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(field_type_error(k, "a boolean")),
-    }
-}
-
-fn opt_obj<'a>(o: &'a Obj, k: &str) -> Result<Option<&'a Obj>, ApiError> {
-    match o.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(field_type_error(k, "a JSON object")),
-    }
-}
-
-fn v(lang: Lang, id: &str, vars: &[(&str, &str)]) -> ApiError {
-    ApiError::i18n_vars(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", lang, id, vars)
+fn v(id: &'static str, vars: &[(&'static str, &str)]) -> ServiceError {
+    ServiceError::invalid_with(id, vars)
 }
 
 /// Which upstream addresses an administrator may configure.
@@ -75,11 +75,10 @@ pub struct UpstreamPolicy {
 
 /// Validates upstreams: a non-empty array of `{url: http(s)://…, weight ≥ 0}` with one weight > 0.
 pub fn validate_upstreams(
-    lang: Lang,
     raw: Option<&Value>,
     policy: UpstreamPolicy,
-) -> Result<String, ApiError> {
-    let err = |m: &str| v(lang, "validation.invalid_upstreams", &[("error", m)]);
+) -> Result<String, ServiceError> {
+    let err = |m: &str| v("validation.invalid_upstreams", &[("error", m)]);
     let arr = match raw {
         None => return Err(err("upstreams field is required")),
         Some(Value::Array(a)) => a,
@@ -132,7 +131,7 @@ pub fn validate_upstreams(
             "at least one upstream must have a weight greater than 0",
         ));
     }
-    serde_json::to_string(&out).map_err(|_| ApiError::internal())
+    serde_json::to_string(&out).map_err(|_| ServiceError::Internal)
 }
 
 /// The address of `url`'s host when it is a link-local IP literal: `169.254.0.0/16`,
@@ -211,51 +210,36 @@ pub fn canonical_header(k: &str) -> String {
 
 /// Normalises header rules: trimmed canonical keys, blank keys dropped, duplicates refused,
 /// action `set` or `remove`.
-pub fn validate_header_rules(lang: Lang, raw: &Value) -> Result<String, ApiError> {
-    let Value::Array(arr) = raw else {
-        return Err(field_type_error(
-            "header_rules",
-            "an array of {key, value, action}",
-        ));
-    };
+pub fn validate_header_rules(rules: &[HeaderRuleInput]) -> Result<String, ServiceError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for item in arr {
-        let Value::Object(o) = item else {
-            return Err(field_type_error(
-                "header_rules",
-                "an array of {key, value, action}",
-            ));
-        };
-        let key = opt_str(o, "key")?.unwrap_or_default();
-        let key = key.trim();
+    for rule in rules {
+        let key = rule.key.as_deref().unwrap_or_default().trim();
         if key.is_empty() {
             continue;
         }
         if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
-            return Err(ApiError::validation(format!("Invalid header name: {key}")));
+            return Err(ServiceError::invalid_text(format!(
+                "Invalid header name: {key}"
+            )));
         }
         let canonical = canonical_header(key);
         if !seen.insert(canonical.to_ascii_lowercase()) {
-            return Err(v(
-                lang,
-                "validation.duplicate_header",
-                &[("key", &canonical)],
-            ));
+            return Err(v("validation.duplicate_header", &[("key", &canonical)]));
         }
-        let action = match opt_str(o, "action")?.as_deref().map(str::trim) {
+        let action = match rule.action.as_deref().map(str::trim) {
             Some("set") => HeaderAction::Set,
             Some("remove") => HeaderAction::Remove,
             other => {
-                return Err(ApiError::validation(format!(
+                return Err(ServiceError::invalid_text(format!(
                     "Invalid header rule action {:?} for {canonical}: use \"set\" or \"remove\"",
                     other.unwrap_or("")
                 )));
             }
         };
-        let value = opt_str(o, "value")?.unwrap_or_default();
+        let value = rule.value.clone().unwrap_or_default();
         if action == HeaderAction::Set && http::HeaderValue::from_str(&value).is_err() {
-            return Err(ApiError::validation(format!(
+            return Err(ServiceError::invalid_text(format!(
                 "Invalid header value for {canonical}"
             )));
         }
@@ -265,248 +249,203 @@ pub fn validate_header_rules(lang: Lang, raw: &Value) -> Result<String, ApiError
             action,
         });
     }
-    serde_json::to_string(&out).map_err(|_| ApiError::internal())
+    serde_json::to_string(&out).map_err(|_| ServiceError::Internal)
 }
 
 /// Model redirect rules: non-empty source and target names.
-pub fn validate_redirect_rules(lang: Lang, raw: &Obj) -> Result<String, ApiError> {
+pub fn validate_redirect_rules(raw: &BTreeMap<String, String>) -> Result<String, ServiceError> {
     let mut out = BTreeMap::new();
-    for (k, val) in raw {
-        let Value::String(to) = val else {
+    for (from, to) in raw {
+        if from.trim().is_empty() || to.trim().is_empty() {
             return Err(v(
-                lang,
-                "validation.invalid_model_redirect",
-                &[("error", "target model must be a string")],
-            ));
-        };
-        if k.trim().is_empty() || to.trim().is_empty() {
-            return Err(v(
-                lang,
                 "validation.invalid_model_redirect",
                 &[("error", "model name cannot be empty")],
             ));
         }
-        out.insert(k.trim().to_owned(), Value::String(to.trim().to_owned()));
+        out.insert(from.trim().to_owned(), to.trim().to_owned());
     }
-    serde_json::to_string(&out).map_err(|_| ApiError::internal())
+    serde_json::to_string(&out).map_err(|_| ServiceError::Internal)
 }
 
-fn validate_config(lang: Lang, raw: &Value) -> Result<String, ApiError> {
-    let parsed = parse_group_config(raw).map_err(|e| {
-        ApiError::i18n_vars(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_FAILED",
-            lang,
-            "error.invalid_config_format",
-            &[("error", &e.to_string())],
-        )
-    })?;
+fn validate_config(raw: &Map<String, Value>) -> Result<String, ServiceError> {
+    let parsed = parse_group_config(&Value::Object(raw.clone()))
+        .map_err(|e| v("error.invalid_config_format", &[("error", &e.to_string())]))?;
     let obj: Map<String, Value> = parsed.into_iter().map(|(k, v)| (k, v.to_json())).collect();
-    serde_json::to_string(&obj).map_err(|_| ApiError::internal())
+    serde_json::to_string(&obj).map_err(|_| ServiceError::Internal)
 }
 
-fn validate_test_path(lang: Lang, p: &str) -> Result<String, ApiError> {
+fn validate_test_path(p: &str) -> Result<String, ServiceError> {
     let p = p.trim();
     if p.is_empty() {
         return Ok(String::new());
     }
     if !p.starts_with('/') || p.contains("://") {
-        return Err(v(lang, "validation.invalid_test_path", &[]));
+        return Err(v("validation.invalid_test_path", &[]));
     }
     Ok(p.to_owned())
 }
 
+fn invalid_channel() -> ServiceError {
+    let types = ChannelType::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    v("validation.invalid_channel_type", &[("types", &types)])
+}
+
+fn trimmed(s: &Option<String>) -> String {
+    s.as_deref().unwrap_or_default().trim().to_owned()
+}
+
+/// The fields create and update treat alike.
+fn apply_common(
+    g: &mut GroupRecord,
+    r: &GroupRequest,
+    aggregate: bool,
+) -> Result<(), ServiceError> {
+    if let Some(c) = &r.config {
+        g.config = Some(validate_config(c)?);
+    }
+    if let Some(h) = &r.header_rules {
+        g.header_rules = Some(validate_header_rules(h)?);
+    }
+    if let Some(rules) = &r.model_redirect_rules {
+        if aggregate && !rules.is_empty() {
+            return Err(v("validation.aggregate_no_model_redirect", &[]));
+        }
+        g.model_redirect_rules = Some(validate_redirect_rules(rules)?);
+    }
+    if let Some(p) = &r.param_overrides {
+        g.param_overrides = Some(Value::Object(p.clone()).to_string());
+    }
+    Ok(())
+}
+
 /// Builds a new group from a create request.
-pub fn from_create(lang: Lang, o: &Obj, policy: UpstreamPolicy) -> Result<GroupRecord, ApiError> {
-    let name = opt_str(o, "name")?.unwrap_or_default().trim().to_owned();
+pub fn from_create(r: &GroupRequest, policy: UpstreamPolicy) -> Result<GroupRecord, ServiceError> {
+    let name = trimmed(&r.name);
     if !is_valid_group_name(&name) {
-        return Err(v(lang, "validation.invalid_group_name", &[]));
+        return Err(v("validation.invalid_group_name", &[]));
     }
-    let channel = opt_str(o, "channel_type")?
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let channel = trimmed(&r.channel_type);
     if ChannelType::parse(&channel).is_none() {
-        let types = ChannelType::ALL
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(v(
-            lang,
-            "validation.invalid_channel_type",
-            &[("types", &types)],
-        ));
+        return Err(invalid_channel());
     }
-    let group_type = GroupType::parse(opt_str(o, "group_type")?.unwrap_or_default().trim())
-        .ok_or_else(|| v(lang, "validation.invalid_group_type", &[]))?;
+    let group_type = GroupType::parse(&trimmed(&r.group_type))
+        .ok_or_else(|| v("validation.invalid_group_type", &[]))?;
     let mut g = GroupRecord {
         id: 0,
         name,
-        display_name: opt_str(o, "display_name")?
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-        proxy_keys: normalize_proxy_keys(&opt_str(o, "proxy_keys")?.unwrap_or_default()),
-        description: opt_str(o, "description")?
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
+        display_name: trimmed(&r.display_name),
+        proxy_keys: normalize_proxy_keys(r.proxy_keys.as_deref().unwrap_or_default()),
+        description: trimmed(&r.description),
         group_type: group_type.as_str().to_owned(),
         upstreams: None,
         validation_endpoint: String::new(),
         channel_type: channel,
-        sort: opt_i64(o, "sort")?.unwrap_or(0),
+        sort: r.sort.unwrap_or(0),
         test_model: String::new(),
         param_overrides: None,
         config: None,
         header_rules: Some("[]".into()),
         model_redirect_rules: Some("{}".into()),
-        model_redirect_strict: opt_bool(o, "model_redirect_strict")?.unwrap_or(false),
+        model_redirect_strict: r.model_redirect_strict.unwrap_or(false),
         last_validated_at: None,
         created_at: None,
         updated_at: None,
     };
-    if group_type == GroupType::Aggregate {
+    let aggregate = group_type == GroupType::Aggregate;
+    if aggregate {
         g.upstreams = Some("[]".into());
         g.test_model = "-".into();
     } else {
-        let test_model = opt_str(o, "test_model")?
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
+        let test_model = trimmed(&r.test_model);
         if test_model.is_empty() {
-            return Err(v(lang, "validation.test_model_required", &[]));
+            return Err(v("validation.test_model_required", &[]));
         }
         g.test_model = test_model;
         g.upstreams = Some(validate_upstreams(
-            lang,
-            o.get("upstreams").filter(|v| !v.is_null()),
+            r.upstreams.as_ref().filter(|v| !v.is_null()),
             policy,
         )?);
-        g.validation_endpoint = validate_test_path(
-            lang,
-            &opt_str(o, "validation_endpoint")?.unwrap_or_default(),
-        )?;
+        g.validation_endpoint =
+            validate_test_path(r.validation_endpoint.as_deref().unwrap_or_default())?;
     }
-    if let Some(c) = o.get("config").filter(|v| !v.is_null()) {
-        g.config = Some(validate_config(lang, c)?);
-    }
-    if let Some(h) = o.get("header_rules").filter(|v| !v.is_null()) {
-        g.header_rules = Some(validate_header_rules(lang, h)?);
-    }
-    if let Some(r) = opt_obj(o, "model_redirect_rules")? {
-        if group_type == GroupType::Aggregate && !r.is_empty() {
-            return Err(v(lang, "validation.aggregate_no_model_redirect", &[]));
-        }
-        g.model_redirect_rules = Some(validate_redirect_rules(lang, r)?);
-    }
-    if let Some(p) = opt_obj(o, "param_overrides")? {
-        g.param_overrides = Some(Value::Object(p.clone()).to_string());
-    }
+    apply_common(&mut g, r, aggregate)?;
     Ok(g)
 }
 
 /// Applies a partial update. `member_of` is how many aggregates use this group as a member.
 pub fn apply_update(
-    lang: Lang,
     g: &mut GroupRecord,
-    o: &Obj,
+    r: &GroupRequest,
     member_of: usize,
     policy: UpstreamPolicy,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let aggregate = g.group_type == "aggregate";
-    if let Some(name) = opt_str(o, "name")? {
+    if let Some(name) = &r.name {
         let name = name.trim().to_owned();
         if !is_valid_group_name(&name) {
-            return Err(v(lang, "validation.invalid_group_name", &[]));
+            return Err(v("validation.invalid_group_name", &[]));
         }
         g.name = name;
     }
-    if let Some(s) = opt_str(o, "display_name")? {
+    if let Some(s) = &r.display_name {
         g.display_name = s.trim().to_owned();
     }
-    if let Some(s) = opt_str(o, "description")? {
+    if let Some(s) = &r.description {
         g.description = s.trim().to_owned();
     }
-    if let Some(s) = opt_str(o, "proxy_keys")? {
-        g.proxy_keys = normalize_proxy_keys(&s);
+    if let Some(s) = &r.proxy_keys {
+        g.proxy_keys = normalize_proxy_keys(s);
     }
-    if let Some(s) = opt_i64(o, "sort")? {
+    if let Some(s) = r.sort {
         g.sort = s;
     }
-    if let Some(b) = opt_bool(o, "model_redirect_strict")? {
+    if let Some(b) = r.model_redirect_strict {
         g.model_redirect_strict = b;
     }
-    let _ = opt_str(o, "group_type")?; // accepted, never changed (as GPT-Load)
+    // `group_type` is accepted and never changed (as GPT-Load).
     if !aggregate {
-        if let Some(ch) = opt_str(o, "channel_type")? {
+        let referenced = || {
+            v(
+                "validation.sub_group_referenced_cannot_modify",
+                &[("count", &member_of.to_string())],
+            )
+        };
+        if let Some(ch) = &r.channel_type {
             let ch = ch.trim().to_owned();
             if ChannelType::parse(&ch).is_none() {
-                let types = ChannelType::ALL
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(v(
-                    lang,
-                    "validation.invalid_channel_type",
-                    &[("types", &types)],
-                ));
+                return Err(invalid_channel());
             }
             if ch != g.channel_type && member_of > 0 {
-                return Err(v(
-                    lang,
-                    "validation.sub_group_referenced_cannot_modify",
-                    &[("count", &member_of.to_string())],
-                ));
+                return Err(referenced());
             }
             g.channel_type = ch;
         }
-        if let Some(ep) = opt_str(o, "validation_endpoint")? {
-            let ep = validate_test_path(lang, &ep)?;
+        if let Some(ep) = &r.validation_endpoint {
+            let ep = validate_test_path(ep)?;
             if ep != g.validation_endpoint && member_of > 0 {
-                return Err(v(
-                    lang,
-                    "validation.sub_group_referenced_cannot_modify",
-                    &[("count", &member_of.to_string())],
-                ));
+                return Err(referenced());
             }
             g.validation_endpoint = ep;
         }
-        if let Some(tm) = opt_str(o, "test_model")?
-            && !tm.is_empty()
-        {
+        if let Some(tm) = r.test_model.as_deref().filter(|tm| !tm.is_empty()) {
             let tm = tm.trim();
             if tm.is_empty() {
-                return Err(v(lang, "validation.test_model_empty", &[]));
+                return Err(v("validation.test_model_empty", &[]));
             }
             g.test_model = tm.to_owned();
         }
-        if o.contains_key("upstreams") {
+        if let Some(u) = &r.upstreams {
             g.upstreams = Some(validate_upstreams(
-                lang,
-                o.get("upstreams").filter(|v| !v.is_null()),
+                Some(u).filter(|v| !v.is_null()),
                 policy,
             )?);
         }
     }
-    if let Some(c) = o.get("config").filter(|v| !v.is_null()) {
-        g.config = Some(validate_config(lang, c)?);
-    }
-    if let Some(h) = o.get("header_rules").filter(|v| !v.is_null()) {
-        g.header_rules = Some(validate_header_rules(lang, h)?);
-    }
-    if let Some(r) = opt_obj(o, "model_redirect_rules")? {
-        if aggregate && !r.is_empty() {
-            return Err(v(lang, "validation.aggregate_no_model_redirect", &[]));
-        }
-        g.model_redirect_rules = Some(validate_redirect_rules(lang, r)?);
-    }
-    if let Some(p) = opt_obj(o, "param_overrides")? {
-        g.param_overrides = Some(Value::Object(p.clone()).to_string());
-    }
-    Ok(())
+    apply_common(g, r, aggregate)
 }
 
 /// Splits, trims and re-joins a proxy-key list.
@@ -527,44 +466,109 @@ pub fn endpoint(app_url: &str, name: &str) -> String {
 }
 
 /// GPT-Load's `GroupResponse`.
-pub fn response(g: &GroupRecord, app_url: &str) -> Value {
-    serde_json::json!({
-        "id": g.id,
-        "name": g.name,
-        "endpoint": endpoint(app_url, &g.name),
-        "display_name": g.display_name,
-        "description": g.description,
-        "group_type": if g.group_type.is_empty() { "standard" } else { &g.group_type },
-        "upstreams": json_or_null(&g.upstreams),
-        "channel_type": g.channel_type,
-        "sort": g.sort,
-        "test_model": g.test_model,
-        "validation_endpoint": g.validation_endpoint,
-        "param_overrides": json_or_null(&g.param_overrides),
-        "model_redirect_rules": json_or_null(&g.model_redirect_rules),
-        "model_redirect_strict": g.model_redirect_strict,
-        "config": json_or_null(&g.config),
-        "header_rules": json_or_null(&g.header_rules),
-        "proxy_keys": g.proxy_keys,
-        "last_validated_at": go_time_opt(g.last_validated_at),
-        "created_at": g.created_at.map(go_time).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        "updated_at": g.updated_at.map(go_time).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-    })
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Group)]
+pub struct GroupResponse {
+    pub id: i64,
+    /// Lowercase letters, digits, `_` and `-`; 1–100 characters.
+    pub name: String,
+    /// `app_url` + `/proxy/{name}` (empty inside sub-group listings).
+    pub endpoint: String,
+    pub display_name: String,
+    pub description: String,
+    #[schema(value_type = doc::GroupType)]
+    pub group_type: String,
+    #[schema(value_type = Option<Vec<doc::Upstream>>)]
+    pub upstreams: Value,
+    #[schema(value_type = doc::ChannelType)]
+    pub channel_type: String,
+    pub sort: i64,
+    /// `-` for aggregates.
+    pub test_model: String,
+    /// Empty: the channel's default.
+    pub validation_endpoint: String,
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    pub param_overrides: Value,
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    pub model_redirect_rules: Value,
+    pub model_redirect_strict: bool,
+    #[schema(value_type = Option<doc::GroupConfig>)]
+    pub config: Value,
+    #[schema(value_type = Option<Vec<doc::HeaderRule>>)]
+    pub header_rules: Value,
+    /// Comma-separated group proxy keys.
+    pub proxy_keys: String,
+    pub last_validated_at: Option<String>,
+    /// RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown.
+    pub created_at: String,
+    /// RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown.
+    pub updated_at: String,
 }
 
-/// The full `models.Group` JSON GPT-Load uses in `/groups/list` and sub-group listings.
-pub fn full_model(g: &GroupRecord) -> Value {
-    let mut v = response(g, "");
-    if let Value::Object(o) = &mut v {
-        o.insert("endpoint".into(), Value::String(String::new()));
-        o.insert("api_keys".into(), Value::Null);
+/// GPT-Load's full `models.Group`, as `/groups/list` and sub-group listings show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupModel {
+    #[serde(flatten)]
+    pub group: GroupResponse,
+    /// Always `null` (GPT-Load does not load the keys here).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub api_keys: Option<()>,
+}
+
+/// An item of `GET /api/groups/list`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupLite {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+}
+
+/// The group as the API shows it.
+pub fn response(g: &GroupRecord, app_url: &str) -> GroupResponse {
+    GroupResponse {
+        id: g.id,
+        name: g.name.clone(),
+        endpoint: endpoint(app_url, &g.name),
+        display_name: g.display_name.clone(),
+        description: g.description.clone(),
+        group_type: if g.group_type.is_empty() {
+            "standard".to_owned()
+        } else {
+            g.group_type.clone()
+        },
+        upstreams: json_or_null(&g.upstreams),
+        channel_type: g.channel_type.clone(),
+        sort: g.sort,
+        test_model: g.test_model.clone(),
+        validation_endpoint: g.validation_endpoint.clone(),
+        param_overrides: json_or_null(&g.param_overrides),
+        model_redirect_rules: json_or_null(&g.model_redirect_rules),
+        model_redirect_strict: g.model_redirect_strict,
+        config: json_or_null(&g.config),
+        header_rules: json_or_null(&g.header_rules),
+        proxy_keys: g.proxy_keys.clone(),
+        last_validated_at: go_time_opt(g.last_validated_at),
+        created_at: go_time_or_zero(g.created_at),
+        updated_at: go_time_or_zero(g.updated_at),
     }
-    v
 }
 
-/// The lite item of `GET /api/groups/list`.
-pub fn lite(g: &GroupRecord) -> Value {
-    serde_json::json!({"id": g.id, "name": g.name, "display_name": g.display_name})
+/// The full model: no endpoint, `api_keys: null`.
+pub fn full_model(g: &GroupRecord) -> GroupModel {
+    let mut group = response(g, "");
+    group.endpoint = String::new();
+    GroupModel {
+        group,
+        api_keys: None,
+    }
+}
+
+pub fn lite(g: &GroupRecord) -> GroupLite {
+    GroupLite {
+        id: g.id,
+        name: g.name.clone(),
+        display_name: g.display_name.clone(),
+    }
 }
 
 /// The effective validation endpoint used to match aggregate members (Gemini has none).
@@ -583,11 +587,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Obj {
-        match v {
-            Value::Object(o) => o,
-            _ => panic!("object"),
+    /// The English text of a validation failure.
+    fn invalid_text(e: ServiceError) -> String {
+        match e {
+            ServiceError::Invalid(m) => crate::api::response::render(crate::i18n::Lang::EnUs, &m),
+            other => panic!("not a validation failure: {other:?}"),
         }
+    }
+
+    fn obj(v: Value) -> GroupRequest {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
@@ -596,7 +605,7 @@ mod tests {
             json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"https://a.example/v1 ","weight":1},{"url":"http://b","weight":0}],
             "header_rules":[{"key":"x-foo","value":"1","action":"set"},{"key":" ","value":"","action":"set"}],"model_redirect_rules":{"a":"b"},"config":{"max_retries":1}}),
         );
-        let g = from_create(Lang::EnUs, &ok, UpstreamPolicy::default()).unwrap();
+        let g = from_create(&ok, UpstreamPolicy::default()).unwrap();
         assert_eq!(
             g.upstreams.as_deref(),
             Some(r#"[{"url":"https://a.example/v1","weight":1},{"url":"http://b","weight":0}]"#)
@@ -649,14 +658,12 @@ mod tests {
                 json!({"name":"g","group_type":"aggregate","channel_type":"openai","model_redirect_rules":{"a":"b"}}),
                 "",
             ),
-            (json!({"name":5}), "name"),
         ] {
-            let e =
-                from_create(Lang::EnUs, &obj(bad.clone()), UpstreamPolicy::default()).unwrap_err();
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
-            assert!(e.message.contains(needle), "{bad}: {}", e.message);
+            let e = from_create(&obj(bad.clone()), UpstreamPolicy::default()).unwrap_err();
+            let text = invalid_text(e);
+            assert!(text.contains(needle), "{bad}: {text}");
         }
-        let agg = from_create(Lang::EnUs, &obj(json!({"name":"agg","group_type":"aggregate","channel_type":"openai","upstreams":"ignored"})), UpstreamPolicy::default()).unwrap();
+        let agg = from_create(&obj(json!({"name":"agg","group_type":"aggregate","channel_type":"openai","upstreams":"ignored"})), UpstreamPolicy::default()).unwrap();
         assert_eq!(
             (agg.test_model.as_str(), agg.upstreams.as_deref()),
             ("-", Some("[]"))
@@ -665,9 +672,8 @@ mod tests {
 
     #[test]
     fn update_is_partial_and_protects_members() {
-        let mut g = from_create(Lang::EnUs, &obj(json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"http://a","weight":1}]})), UpstreamPolicy::default()).unwrap();
+        let mut g = from_create(&obj(json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"http://a","weight":1}]})), UpstreamPolicy::default()).unwrap();
         apply_update(
-            Lang::EnUs,
             &mut g,
             &obj(json!({"display_name":" D ","test_model":""})),
             0,
@@ -677,7 +683,6 @@ mod tests {
         assert_eq!((g.display_name.as_str(), g.test_model.as_str()), ("D", "m"));
         assert!(
             apply_update(
-                Lang::EnUs,
                 &mut g,
                 &obj(json!({"channel_type":"gemini"})),
                 1,
@@ -687,7 +692,6 @@ mod tests {
         );
         assert!(
             apply_update(
-                Lang::EnUs,
                 &mut g,
                 &obj(json!({"upstreams":null})),
                 0,
@@ -696,7 +700,6 @@ mod tests {
             .is_err()
         );
         apply_update(
-            Lang::EnUs,
             &mut g,
             &obj(json!({"channel_type":"gemini"})),
             0,
@@ -706,7 +709,6 @@ mod tests {
         assert_eq!(g.channel_type, "gemini");
         assert!(
             apply_update(
-                Lang::EnUs,
                 &mut g,
                 &obj(json!({"test_model":"  "})),
                 0,
@@ -753,19 +755,15 @@ mod tests {
         }
         let body = obj(json!({"name":"g","channel_type":"openai","test_model":"m",
                 "upstreams":[{"url":"http://a.example","weight":1},{"url":"http://169.254.169.254","weight":0}]}));
-        let e = from_create(Lang::EnUs, &body, UpstreamPolicy::default()).unwrap_err();
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.contains("link-local"), "{}", e.message);
-        assert!(
-            e.message.contains("ALLOW_LINK_LOCAL_UPSTREAMS"),
-            "{}",
-            e.message
-        );
+        let e = from_create(&body, UpstreamPolicy::default()).unwrap_err();
+        let text = invalid_text(e);
+        assert!(text.contains("link-local"), "{text}");
+        assert!(text.contains("ALLOW_LINK_LOCAL_UPSTREAMS"), "{text}");
         // An operator who means it can allow them.
         let allow = UpstreamPolicy {
             allow_link_local: true,
         };
-        assert!(from_create(Lang::EnUs, &body, allow).is_ok());
+        assert!(from_create(&body, allow).is_ok());
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn store_result<T>(r: Result<T, gpt_load_common::keystore::KeyStoreError>) -> Db
     r.map_err(|e| DbError::Other(sqlx::Error::Protocol(e.to_string())))
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AddResult {
     pub added_count: usize,
     pub ignored_count: usize,
@@ -214,7 +214,7 @@ pub async fn add(
     })
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeleteResult {
     pub deleted_count: usize,
     pub ignored_count: usize,
@@ -253,7 +253,7 @@ pub async fn delete(
     })
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RestoreResult {
     pub restored_count: usize,
     pub ignored_count: usize,

@@ -1,7 +1,9 @@
 //! Business rules of the admin API: groups, keys, settings, tasks, validation.
 
+pub mod error;
 pub mod groups;
 pub mod keys;
+pub mod lenient;
 pub mod settings;
 pub mod tasks;
 pub mod validation;

@@ -1,11 +1,13 @@
 //! System settings as the API shows and changes them (spec §8).
 
-use axum::http::StatusCode;
 use gpt_load_common::model::settings::{SettingKind, SettingValue, setting_def, validate_json};
 use gpt_load_common::model::{SETTING_DEFS, SystemSettings};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::api::response::ApiError;
+use super::error::ServiceError;
+use crate::api::schema as doc;
 use crate::i18n::{self, Lang};
 
 /// The locale ids of a setting's name (the description is `<id>_desc`).
@@ -38,68 +40,118 @@ pub const GROUP_CONFIG_ORDER: &[&str] = &[
     "enable_request_body_logging",
 ];
 
-/// `GET /api/settings` data: categories in order, each with its settings.
-pub fn categorized(lang: Lang, s: &SystemSettings) -> Value {
-    let mut cats: Vec<(&str, Vec<Value>)> = Vec::new();
+/// A setting as `GET /api/settings` shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SettingItem {
+    pub key: String,
+    /// Localised.
+    pub name: String,
+    #[schema(value_type = doc::SettingValue)]
+    pub value: Value,
+    #[serde(rename = "type")]
+    #[schema(value_type = doc::SettingType)]
+    pub kind: String,
+    /// The default, as text.
+    pub default_value: String,
+    /// Localised.
+    pub description: String,
+    /// Localised category name.
+    pub category: String,
+    pub required: bool,
+    /// Only for `int` settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub min_value: Option<i64>,
+}
+
+/// A category of settings, in display order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SettingsCategory {
+    /// Localised.
+    pub category_name: String,
+    pub settings: Vec<SettingItem>,
+}
+
+/// A setting a group may override, with the system's current value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConfigOption {
+    pub key: String,
+    /// Localised.
+    pub name: String,
+    /// Localised.
+    pub description: String,
+    /// The system-wide value the group inherits.
+    #[schema(value_type = doc::SettingValue)]
+    pub default_value: Value,
+}
+
+/// `GET /api/settings` data: categories in order, each with its settings (names and
+/// descriptions in `lang`).
+pub fn categorized(lang: Lang, s: &SystemSettings) -> Vec<SettingsCategory> {
+    let mut cats: Vec<SettingsCategory> = Vec::new();
     for d in SETTING_DEFS {
-        let cat_name = i18n::t(lang, &format!("config.category.{}", d.category));
         let id = name_id(d.key);
-        let mut item = json!({
-            "key": d.key,
-            "name": i18n::t(lang, &id),
-            "value": s.get(d.key).map(SettingValue::to_json).unwrap_or(Value::Null),
-            "type": d.kind.type_name(),
-            "default_value": d.default,
-            "description": i18n::t(lang, &format!("{id}_desc")),
-            "category": cat_name,
-            "required": !matches!(d.kind, SettingKind::Bool | SettingKind::Str { required: false }),
-        });
-        if let (SettingKind::Int { min }, Value::Object(o)) = (d.kind, &mut item) {
-            o.insert("min_value".into(), json!(min));
-        }
-        match cats.iter_mut().find(|(c, _)| *c == d.category) {
-            Some((_, items)) => items.push(item),
-            None => cats.push((d.category, vec![item])),
+        let item = SettingItem {
+            key: d.key.to_owned(),
+            name: i18n::t(lang, &id),
+            value: s
+                .get(d.key)
+                .map(SettingValue::to_json)
+                .unwrap_or(Value::Null),
+            kind: d.kind.type_name().to_owned(),
+            default_value: d.default.to_owned(),
+            description: i18n::t(lang, &format!("{id}_desc")),
+            category: i18n::t(lang, &format!("config.category.{}", d.category)),
+            required: !matches!(
+                d.kind,
+                SettingKind::Bool | SettingKind::Str { required: false }
+            ),
+            min_value: match d.kind {
+                SettingKind::Int { min } => Some(min),
+                _ => None,
+            },
+        };
+        match cats.iter_mut().find(|c| c.category_name == item.category) {
+            Some(c) => c.settings.push(item),
+            None => cats.push(SettingsCategory {
+                category_name: item.category.clone(),
+                settings: vec![item],
+            }),
         }
     }
-    Value::Array(
-        cats.into_iter()
-            .map(|(c, items)| json!({"category_name": i18n::t(lang, &format!("config.category.{c}")), "settings": items}))
-            .collect(),
-    )
+    cats
 }
 
 /// `GET /api/groups/config-options` data.
-pub fn config_options(lang: Lang, s: &SystemSettings) -> Value {
-    Value::Array(
-        GROUP_CONFIG_ORDER
-            .iter()
-            .map(|k| {
-                let id = name_id(k);
-                json!({
-                    "key": k,
-                    "name": i18n::t(lang, &id),
-                    "description": i18n::t(lang, &format!("{id}_desc")),
-                    "default_value": s.get(k).map(SettingValue::to_json).unwrap_or(Value::Null),
-                })
-            })
-            .collect(),
-    )
+pub fn config_options(lang: Lang, s: &SystemSettings) -> Vec<ConfigOption> {
+    GROUP_CONFIG_ORDER
+        .iter()
+        .map(|k| {
+            let id = name_id(k);
+            ConfigOption {
+                key: (*k).to_owned(),
+                name: i18n::t(lang, &id),
+                description: i18n::t(lang, &format!("{id}_desc")),
+                default_value: s.get(k).map(SettingValue::to_json).unwrap_or(Value::Null),
+            }
+        })
+        .collect()
 }
 
 /// Validates a `PUT /api/settings` body; returns `(key, stored value)` rows. Any bad value is a 400
 /// that names the key and the reason (GPT-Load answered 500).
-pub fn validate_update(body: &Map<String, Value>) -> Result<Vec<(&'static str, String)>, ApiError> {
+pub fn validate_update(
+    body: &Map<String, Value>,
+) -> Result<Vec<(&'static str, String)>, ServiceError> {
     let mut rows = Vec::with_capacity(body.len());
     let mut keys: Vec<&String> = body.keys().collect();
     keys.sort();
     for k in keys {
         let def = setting_def(k)
-            .ok_or_else(|| ApiError::validation(format!("invalid setting key: {k}")))?;
+            .ok_or_else(|| ServiceError::invalid_text(format!("invalid setting key: {k}")))?;
         let v = body.get(k).unwrap_or(&Value::Null);
-        let parsed = validate_json(def, v).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", e.to_string())
-        })?;
+        let parsed =
+            validate_json(def, v).map_err(|e| ServiceError::invalid_text(e.to_string()))?;
         rows.push((def.key, parsed.to_db_string()));
     }
     Ok(rows)
@@ -111,7 +163,7 @@ mod tests {
 
     #[test]
     fn settings_are_grouped_in_three_categories() {
-        let v = categorized(Lang::EnUs, &SystemSettings::default());
+        let v = serde_json::to_value(categorized(Lang::EnUs, &SystemSettings::default())).unwrap();
         let cats = v.as_array().unwrap();
         assert_eq!(cats.len(), 3);
         assert_eq!(cats[0]["category_name"], "Basic");
@@ -130,7 +182,8 @@ mod tests {
 
     #[test]
     fn config_options_follow_gpt_load_order_with_current_values() {
-        let v = config_options(Lang::EnUs, &SystemSettings::default());
+        let v =
+            serde_json::to_value(config_options(Lang::EnUs, &SystemSettings::default())).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 14);
         assert_eq!(v[0]["key"], "request_timeout");
         assert_eq!(v[0]["default_value"], 600);
@@ -157,14 +210,14 @@ mod tests {
         ] {
             let body: Map<String, Value> = serde_json::from_str(bad).unwrap();
             let e = validate_update(&body).unwrap_err();
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(matches!(e, ServiceError::Invalid(_)), "{bad}");
         }
         let body: Map<String, Value> = serde_json::from_str(r#"{"request_timeout":0}"#).unwrap();
-        assert!(
-            validate_update(&body)
-                .unwrap_err()
-                .message
-                .contains("request_timeout")
-        );
+        let ServiceError::Invalid(crate::service::error::Msg::Text(text)) =
+            validate_update(&body).unwrap_err()
+        else {
+            panic!("not a validation failure");
+        };
+        assert!(text.contains("request_timeout"), "{text}");
     }
 }

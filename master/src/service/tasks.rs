@@ -17,22 +17,32 @@ pub const KEY_VALIDATION: &str = "KEY_VALIDATION";
 const RESULT_TTL: Duration = Duration::from_secs(3600);
 
 /// The status as GPT-Load serialises it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TaskStatus {
+    /// `KEY_IMPORT`, `KEY_DELETE`, `KEY_VALIDATION`, or empty before the first task.
     pub task_type: String,
     pub is_running: bool,
+    /// Absent when empty.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     pub group_name: String,
     pub processed: u64,
     pub total: u64,
+    /// KEY_IMPORT: `added_count`, `ignored_count`; KEY_DELETE: `deleted_count`,
+    /// `ignored_count`; KEY_VALIDATION: `total_keys`, `valid_keys`, `invalid_keys`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, i64>>)]
     pub result: Option<Value>,
+    /// Absent when empty.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     pub error: String,
     pub started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub finished_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub duration_seconds: Option<f64>,
 }
 

@@ -273,3 +273,71 @@ async fn link_local_upstreams_are_refused_unless_the_operator_allows_them() {
     let r = allowed.post("/api/groups", body).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
 }
+
+/// Bodies are typed: a mistyped field is a 400 naming it, integral floats count as integers
+/// (JavaScript clients send `3.0`), and every message is localised once, by `Accept-Language`.
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_bodies_name_the_field_and_messages_follow_the_language() {
+    let a = Admin::start(&[]).await;
+    let mistyped = a.post("/api/groups", json!({"name": 7})).await;
+    assert_eq!(mistyped.status, StatusCode::BAD_REQUEST);
+    assert_eq!(mistyped.json["code"], "INVALID_JSON");
+    let text = mistyped.json["message"].as_str().unwrap();
+    assert!(text.contains("name"), "{text}");
+    let mut body = group_body("floats");
+    body["sort"] = json!(3.0);
+    let created = a.post("/api/groups", body).await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.json);
+    assert_eq!(created.json["data"]["sort"], 3);
+    let fractional = a
+        .put(
+            &format!("/api/groups/{}", created.json["data"]["id"]),
+            json!({"sort": 3.5}),
+        )
+        .await;
+    assert_eq!(fractional.status, StatusCode::BAD_REQUEST);
+
+    let in_lang = |lang: &'static str, body: &'static str| {
+        http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/groups")
+            .header("authorization", format!("Bearer {ADMIN_KEY}"))
+            .header("content-type", "application/json")
+            .header("accept-language", lang)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for (lang, want) in [
+        ("en-US", "Invalid group name"),
+        ("zh-CN,zh;q=0.9", "无效的分组名称"),
+        ("ja", "無効なグループ名"),
+        ("", "无效的分组名称"),
+    ] {
+        let r = a.raw(in_lang(lang, r#"{"name": "Bad Name"}"#)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{lang}");
+        assert_eq!(r.json["code"], "VALIDATION_FAILED", "{lang}");
+        let m = r.json["message"].as_str().unwrap().to_owned();
+        assert!(m.starts_with(want), "{lang}: {m}");
+        assert_eq!(
+            r.headers.get("content-type").unwrap(),
+            "application/json",
+            "{lang}"
+        );
+        seen.push(m);
+    }
+    assert_ne!(seen[0], seen[2]);
+    // Success messages too.
+    let listed = a.get("/api/groups").await;
+    assert_eq!(listed.json["message"], "Success");
+    let zh = a
+        .raw(
+            http::Request::builder()
+                .uri("/api/groups")
+                .header("authorization", format!("Bearer {ADMIN_KEY}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(zh.json["message"], "操作成功");
+}

@@ -244,8 +244,8 @@ export function createClient(cfg: ClientConfig) {
     taskStatus: () => get('/api/tasks/status'),
 
     listGroups: () => get('/api/groups'),
-    createGroup: (body: Schemas['GroupCreateRequest']) => call('post', '/api/groups', { body }),
-    updateGroup: (id: number, body: Schemas['GroupUpdateRequest']) => call('put', '/api/groups/{id}', { path: { id }, body }),
+    createGroup: (body: Schemas['GroupRequest']) => call('post', '/api/groups', { body }),
+    updateGroup: (id: number, body: Schemas['GroupRequest']) => call('put', '/api/groups/{id}', { path: { id }, body }),
     deleteGroup: (id: number) => call('delete', '/api/groups/{id}', { path: { id } }),
     reorderGroups: (items: { id: number; sort: number }[]) => call('put', '/api/groups/reorder', { body: { items } }),
     configOptions: () => get('/api/groups/config-options'),

@@ -4,23 +4,6 @@
  */
 
 export interface paths {
-    "/health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Liveness (not enveloped) */
-        get: operations["health"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -38,23 +21,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/integration/info": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Groups a proxy key may use */
-        get: operations["integrationInfo"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/channel-types": {
         parameters: {
             query?: never;
@@ -62,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Channel types, in a stable order */
+        /** The channel types a group may have */
         get: operations["channelTypes"];
         put?: never;
         post?: never;
@@ -72,15 +38,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/tasks/status": {
+    "/api/dashboard/chart": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The global long-task status */
-        get: operations["taskStatus"];
+        /** Successes and failures per hour over the last 24 hours */
+        get: operations["dashboardChart"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboard/encryption-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether stored keys match ENCRYPTION_KEY */
+        get: operations["encryptionStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboard/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dashboard's cards and security warnings (localised) */
+        get: operations["dashboardStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -96,28 +96,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All groups, ordered by sort then id desc */
+        /** All groups, by sort order */
         get: operations["listGroups"];
         put?: never;
         /** Create a group */
         post: operations["createGroup"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/groups/list": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Group ids and names */
-        get: operations["listGroupsLite"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -131,8 +114,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settings a group may override, with the current global values */
+        /** The settings a group may override */
         get: operations["groupConfigOptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/groups/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ids and names of all groups */
+        get: operations["listGroupNames"];
         put?: never;
         post?: never;
         delete?: never;
@@ -162,14 +162,11 @@ export interface paths {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
+            path?: never;
             cookie?: never;
         };
         get?: never;
-        /** Update a group (partial) */
+        /** Update a group (absent fields keep their value) */
         put: operations["updateGroup"];
         post?: never;
         /** Delete a group and its keys */
@@ -179,18 +176,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/groups/{id}/stats": {
+    "/api/groups/{id}/copy": {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
+            path?: never;
             cookie?: never;
         };
-        /** Key counts and request stats over 24 h, 7 d and 30 d */
-        get: operations["groupStats"];
+        get?: never;
+        put?: never;
+        /** Copy a group (its keys are imported by a task) */
+        post: operations["copyGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/groups/{id}/parent-aggregate-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The aggregate groups this group is in */
+        get: operations["listParentAggregates"];
         put?: never;
         post?: never;
         delete?: never;
@@ -199,20 +210,17 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/groups/{id}/copy": {
+    "/api/groups/{id}/stats": {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
+            path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Key counts and request statistics of a group */
+        get: operations["groupStats"];
         put?: never;
-        /** Copy a group (keys re-imported by a KEY_IMPORT task) */
-        post: operations["copyGroup"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -223,13 +231,10 @@ export interface paths {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
+            path?: never;
             cookie?: never;
         };
-        /** Members of an aggregate group */
+        /** The members of an aggregate group */
         get: operations["listSubGroups"];
         put?: never;
         /** Add members to an aggregate group */
@@ -240,16 +245,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/groups/{id}/sub-groups/{sub}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a member from an aggregate group */
+        delete: operations["deleteSubGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/groups/{id}/sub-groups/{sub}/weight": {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-                /** @description Member group id */
-                sub: number;
-            };
+            path?: never;
             cookie?: never;
         };
         get?: never;
@@ -262,40 +279,15 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/groups/{id}/sub-groups/{sub}": {
+    "/api/integration/info": {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-                /** @description Member group id */
-                sub: number;
-            };
+            path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Remove a member */
-        delete: operations["deleteSubGroup"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/groups/{id}/parent-aggregate-groups": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        /** Aggregates that use this group */
-        get: operations["parentAggregates"];
+        /** The groups a proxy key may use */
+        get: operations["integrationInfo"];
         put?: never;
         post?: never;
         delete?: never;
@@ -311,7 +303,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A page of a group's keys (last used first) */
+        /** A page of a group's keys */
         get: operations["listKeys"];
         put?: never;
         post?: never;
@@ -321,17 +313,17 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/keys/export": {
+    "/api/keys/add-async": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Download keys as text, one per line */
-        get: operations["exportKeys"];
+        get?: never;
         put?: never;
-        post?: never;
+        /** Import any number of keys in a task (JSON, or multipart with `group_id` and a .txt `file`) */
+        post: operations["importKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -355,7 +347,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/keys/add-async": {
+    "/api/keys/clear-all": {
         parameters: {
             query?: never;
             header?: never;
@@ -364,8 +356,42 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start a KEY_IMPORT task (JSON, or multipart with `group_id` and a `.txt` `file`) */
-        post: operations["addKeysAsync"];
+        /** Delete every key of a group */
+        post: operations["clearAllKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/keys/clear-all-invalid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete every invalid key of a group */
+        post: operations["clearInvalidKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/keys/delete-async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete any number of keys in a task */
+        post: operations["deleteKeysTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -389,34 +415,17 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/keys/delete-async": {
+    "/api/keys/export": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** A group's keys as text, one per line */
+        get: operations["exportKeys"];
         put?: never;
-        /** Start a KEY_DELETE task */
-        post: operations["deleteKeysAsync"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/keys/restore-multiple": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Restore listed invalid keys (at most 5000) */
-        post: operations["restoreKeys"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -432,15 +441,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Restore every invalid key of a group */
-        post: operations["restoreAllInvalid"];
+        /** Mark every invalid key of a group active */
+        post: operations["restoreAllInvalidKeys"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/keys/clear-all-invalid": {
+    "/api/keys/restore-multiple": {
         parameters: {
             query?: never;
             header?: never;
@@ -449,42 +458,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Delete every invalid key of a group */
-        post: operations["clearAllInvalid"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/keys/clear-all": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Delete every key of a group */
-        post: operations["clearAllKeys"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/keys/validate-group": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Start a KEY_VALIDATION task (all, active or invalid keys) */
-        post: operations["validateGroup"];
+        /** Mark up to 5000 keys active again */
+        post: operations["restoreKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -500,8 +475,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Validate listed keys now (at most 5000); updates their status */
+        /** Validate up to 5000 of a group's keys now */
         post: operations["testKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/keys/validate-group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Validate a group's keys in a task */
+        post: operations["validateGroupKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -512,66 +504,12 @@ export interface paths {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Key id */
-                id: number;
-            };
+            path?: never;
             cookie?: never;
         };
         get?: never;
-        /** Set a key's notes (trimmed, ≤ 255 characters) */
+        /** Change a key's notes */
         put: operations["updateKeyNotes"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/dashboard/stats": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Stat cards and security warnings */
-        get: operations["dashboardStats"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/dashboard/chart": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Hourly success/failure counts of the last 24 hours */
-        get: operations["dashboardChart"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/dashboard/encryption-status": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Whether stored keys match ENCRYPTION_KEY */
-        get: operations["encryptionStatus"];
-        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -603,7 +541,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** CSV `key_value,group_name,status_code`, one row per distinct key (its latest use) */
+        /** The keys of the matching logs as CSV (the latest use of each) */
         get: operations["exportLogKeys"];
         put?: never;
         post?: never;
@@ -620,9 +558,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settings by category */
+        /** All system settings by category, names and descriptions localised */
         get: operations["getSettings"];
-        /** Change settings; any bad value is a 400 naming the key */
+        /** Change settings (all or nothing) */
         put: operations["updateSettings"];
         post?: never;
         delete?: never;
@@ -631,15 +569,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/openapi.json": {
+    "/api/tasks/status": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** This document */
-        get: operations["openapi"];
+        /** The current or last task */
+        get: operations["taskStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness */
+        get: operations["health"];
         put?: never;
         post?: never;
         delete?: never;
@@ -652,245 +607,665 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description Success envelope; `data` is described per operation */
-        Envelope: {
-            /** @constant */
-            code: 0;
-            /** @description Localised success message */
-            message: string;
+        AddResult: {
+            added_count: number;
+            ignored_count: number;
+            /** Format: int64 */
+            total_in_group: number;
         };
-        MessageResponse: {
-            /** @constant */
-            code: 0;
-            /** @description Localised message, e.g. "3 keys restored" */
-            message: string;
-        };
-        ErrorResponse: {
-            /** @description GPT-Load error code: BAD_REQUEST, INVALID_JSON, VALIDATION_FAILED, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, DUPLICATE_RESOURCE, TASK_IN_PROGRESS, REQUEST_TOO_LARGE, INTERNAL_SERVER_ERROR, DATABASE_ERROR */
-            code: string;
-            /** @description Text safe to show to the user */
-            message: string;
-        };
-        NotFound: {
-            /** @constant */
-            error: "Not Found";
-        };
-        Health: {
-            /** @constant */
-            status: "healthy";
-            /** @description RFC 3339 UTC */
-            timestamp: string;
-            /** @description Go duration, e.g. `1h2m3.5s` */
-            uptime: string;
-        };
-        LoginRequest: {
-            /** @description The AUTH_KEY */
-            auth_key: string;
-        };
-        LoginResponse: {
-            success: boolean;
-            /** @description Localised */
-            message: string;
-        };
-        IntegrationGroup: {
-            name: string;
-            display_name: string;
-            /** @description A channel type, or `custom` for an OpenAI group with its own validation endpoint */
-            channel_type: string;
-            /** @description `/proxy/{name}` (plus the endpoint when custom) */
-            path: string;
+        AddSubGroupsRequest: {
+            sub_groups?: components["schemas"]["SubGroupInput"][] | null;
         };
         /** @enum {string} */
         ChannelType: "openai" | "openai-response" | "gemini" | "anthropic";
-        /** @enum {string} */
-        GroupType: "standard" | "aggregate";
-        Upstream: {
-            /** @description http(s) base URL */
-            url: string;
-            weight: number;
+        /** @description Hourly request counts of the last 24 hours. */
+        ChartData: {
+            labels: string[];
+            datasets: components["schemas"]["ChartDataset"][];
         };
-        HeaderRule: {
-            /** @description Header name (stored canonical, e.g. `X-Foo`) */
+        ChartDataset: {
+            label: string;
+            data: number[];
+            /** @description A CSS colour. */
+            color: string;
+        };
+        /** @description A setting a group may override, with the system's current value. */
+        ConfigOption: {
             key: string;
-            /** @description Value; may use `${CLIENT_IP}`, `${GROUP_NAME}`, `${API_KEY}`, `${TIMESTAMP_MS}`, `${TIMESTAMP_S}` */
-            value: string;
-            /** @enum {string} */
-            action: "set" | "remove";
+            /** @description Localised. */
+            name: string;
+            /** @description Localised. */
+            description: string;
+            /** @description The system-wide value the group inherits. */
+            default_value: components["schemas"]["SettingValue"];
         };
-        /** @description Per-group overrides of system settings (keys from `/api/groups/config-options`) */
-        GroupConfig: {
-            /** @description Seconds, ≥ 1 */
-            request_timeout?: number;
-            /** @description Seconds, ≥ 1 */
-            idle_conn_timeout?: number;
-            /** @description Seconds, ≥ 1 */
-            connect_timeout?: number;
-            /** @description ≥ 1 */
-            max_idle_conns?: number;
-            /** @description ≥ 1 */
-            max_idle_conns_per_host?: number;
-            /** @description Seconds, ≥ 1 */
-            response_header_timeout?: number;
-            proxy_url?: string;
-            /** @description ≥ 0 */
-            max_retries?: number;
-            /** @description ≥ 0 (0 = never) */
-            blacklist_threshold?: number;
-            /** @description Comma-separated codes or ranges, e.g. `400-403,405-999` */
-            failover_status_codes?: string;
-            /** @description ≥ 1 */
-            key_validation_interval_minutes?: number;
-            /** @description ≥ 1 */
-            key_validation_concurrency?: number;
-            /** @description ≥ 1 */
-            key_validation_timeout_seconds?: number;
-            enable_request_body_logging?: boolean;
+        CopyGroupRequest: {
+            /** @description `all` (default), `valid_only` or `none`. */
+            copy_keys?: string | null;
         };
+        CopyGroupResponse: {
+            group: components["schemas"]["Group"];
+        };
+        DashboardStats: {
+            key_count: components["schemas"]["StatCard"];
+            rpm: components["schemas"]["StatCard"];
+            request_count: components["schemas"]["StatCard"];
+            error_rate: components["schemas"]["StatCard"];
+            /** @description `null` when there is none. */
+            security_warnings?: components["schemas"]["SecurityWarning"][] | null;
+        };
+        DeleteResult: {
+            deleted_count: number;
+            ignored_count: number;
+            /** Format: int64 */
+            total_in_group: number;
+        };
+        /** @description Whether the stored keys agree with the configured `ENCRYPTION_KEY`. */
+        EncryptionStatus: {
+            has_mismatch: boolean;
+            message: string;
+            /** @description Empty, `data_not_encrypted`, `key_not_configured` or `key_mismatch`. */
+            scenario_type: string;
+            suggestion: string;
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_AddResult: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                added_count: number;
+                ignored_count: number;
+                /** Format: int64 */
+                total_in_group: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_ChartData: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description Hourly request counts of the last 24 hours. */
+            data: {
+                labels: string[];
+                datasets: components["schemas"]["ChartDataset"][];
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_CopyGroupResponse: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                group: components["schemas"]["Group"];
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_DashboardStats: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                key_count: components["schemas"]["StatCard"];
+                rpm: components["schemas"]["StatCard"];
+                request_count: components["schemas"]["StatCard"];
+                error_rate: components["schemas"]["StatCard"];
+                /** @description `null` when there is none. */
+                security_warnings?: components["schemas"]["SecurityWarning"][] | null;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_DeleteResult: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                deleted_count: number;
+                ignored_count: number;
+                /** Format: int64 */
+                total_in_group: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_EncryptionStatus: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description Whether the stored keys agree with the configured `ENCRYPTION_KEY`. */
+            data: {
+                has_mismatch: boolean;
+                message: string;
+                /** @description Empty, `data_not_encrypted`, `key_not_configured` or `key_mismatch`. */
+                scenario_type: string;
+                suggestion: string;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Group: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description GPT-Load's `GroupResponse`. */
+            data: {
+                /** Format: int64 */
+                id: number;
+                /** @description Lowercase letters, digits, `_` and `-`; 1–100 characters. */
+                name: string;
+                /** @description `app_url` + `/proxy/{name}` (empty inside sub-group listings). */
+                endpoint: string;
+                display_name: string;
+                description: string;
+                group_type: components["schemas"]["GroupType"];
+                upstreams?: components["schemas"]["Upstream"][] | null;
+                channel_type: components["schemas"]["ChannelType"];
+                /** Format: int64 */
+                sort: number;
+                /** @description `-` for aggregates. */
+                test_model: string;
+                /** @description Empty: the channel's default. */
+                validation_endpoint: string;
+                param_overrides?: {
+                    [key: string]: unknown;
+                } | null;
+                model_redirect_rules?: {
+                    [key: string]: string;
+                } | null;
+                model_redirect_strict: boolean;
+                config?: null | components["schemas"]["GroupConfig"];
+                header_rules?: components["schemas"]["HeaderRule"][] | null;
+                /** @description Comma-separated group proxy keys. */
+                proxy_keys: string;
+                last_validated_at?: string | null;
+                /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+                created_at: string;
+                /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+                updated_at: string;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_GroupStats: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                key_stats: components["schemas"]["KeyStats"];
+                stats_24_hour: components["schemas"]["RequestStats"];
+                stats_7_day: components["schemas"]["RequestStats"];
+                stats_30_day: components["schemas"]["RequestStats"];
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_KeyTestResponse: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                results: components["schemas"]["KeyTestResult"][];
+                /**
+                 * Format: int64
+                 * @description Milliseconds.
+                 */
+                total_duration: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Paged_Key: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description A page of a list. */
+            data: {
+                items: {
+                    /** Format: int64 */
+                    id: number;
+                    key_value: string;
+                    key_hash: string;
+                    /** Format: int64 */
+                    group_id: number;
+                    status: components["schemas"]["KeyStatus"];
+                    notes: string;
+                    /** Format: int64 */
+                    request_count: number;
+                    /** Format: int64 */
+                    failure_count: number;
+                    last_used_at?: string | null;
+                    /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+                    created_at: string;
+                    /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+                    updated_at: string;
+                }[];
+                pagination: components["schemas"]["Pagination"];
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Paged_RequestLog: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description A page of a list. */
+            data: {
+                items: {
+                    /** @description A UUID. */
+                    id: string;
+                    /** @description RFC 3339 (local offset). */
+                    timestamp: string;
+                    /** Format: int64 */
+                    group_id: number;
+                    group_name: string;
+                    /**
+                     * Format: int64
+                     * @description 0 when none.
+                     */
+                    parent_group_id: number;
+                    parent_group_name: string;
+                    /** @description The decrypted upstream key; empty when none was used. */
+                    key_value: string;
+                    key_hash: string;
+                    model: string;
+                    is_success: boolean;
+                    source_ip: string;
+                    /** Format: int64 */
+                    status_code: number;
+                    request_path: string;
+                    /** Format: int64 */
+                    duration_ms: number;
+                    error_message: string;
+                    user_agent: string;
+                    request_type: components["schemas"]["RequestType"];
+                    upstream_addr: string;
+                    is_stream: boolean;
+                    request_body: string;
+                }[];
+                pagination: components["schemas"]["Pagination"];
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_RestoreResult: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                restored_count: number;
+                ignored_count: number;
+                /** Format: int64 */
+                total_in_group: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_TaskStatus: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description The status as GPT-Load serialises it. */
+            data: {
+                /** @description `KEY_IMPORT`, `KEY_DELETE`, `KEY_VALIDATION`, or empty before the first task. */
+                task_type: string;
+                is_running: boolean;
+                /** @description Absent when empty. */
+                group_name?: string;
+                /** Format: int64 */
+                processed: number;
+                /** Format: int64 */
+                total: number;
+                /**
+                 * @description KEY_IMPORT: `added_count`, `ignored_count`; KEY_DELETE: `deleted_count`,
+                 *     `ignored_count`; KEY_VALIDATION: `total_keys`, `valid_keys`, `invalid_keys`.
+                 */
+                result?: {
+                    [key: string]: number;
+                } | null;
+                /** @description Absent when empty. */
+                error?: string;
+                started_at: string;
+                finished_at?: string;
+                /** Format: double */
+                duration_seconds?: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_ChannelType: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: ("openai" | "openai-response" | "gemini" | "anthropic")[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_ConfigOption: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                key: string;
+                /** @description Localised. */
+                name: string;
+                /** @description Localised. */
+                description: string;
+                /** @description The system-wide value the group inherits. */
+                default_value: components["schemas"]["SettingValue"];
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_Group: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                /** Format: int64 */
+                id: number;
+                /** @description Lowercase letters, digits, `_` and `-`; 1–100 characters. */
+                name: string;
+                /** @description `app_url` + `/proxy/{name}` (empty inside sub-group listings). */
+                endpoint: string;
+                display_name: string;
+                description: string;
+                group_type: components["schemas"]["GroupType"];
+                upstreams?: components["schemas"]["Upstream"][] | null;
+                channel_type: components["schemas"]["ChannelType"];
+                /** Format: int64 */
+                sort: number;
+                /** @description `-` for aggregates. */
+                test_model: string;
+                /** @description Empty: the channel's default. */
+                validation_endpoint: string;
+                param_overrides?: {
+                    [key: string]: unknown;
+                } | null;
+                model_redirect_rules?: {
+                    [key: string]: string;
+                } | null;
+                model_redirect_strict: boolean;
+                config?: null | components["schemas"]["GroupConfig"];
+                header_rules?: components["schemas"]["HeaderRule"][] | null;
+                /** @description Comma-separated group proxy keys. */
+                proxy_keys: string;
+                last_validated_at?: string | null;
+                /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+                created_at: string;
+                /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+                updated_at: string;
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_GroupLite: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                /** Format: int64 */
+                id: number;
+                name: string;
+                display_name: string;
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_IntegrationGroup: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                name: string;
+                display_name: string;
+                channel_type: components["schemas"]["ChannelType"];
+                /** @description `/proxy/{name}`. */
+                path: string;
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_ParentAggregate: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                /** Format: int64 */
+                group_id: number;
+                name: string;
+                display_name: string;
+                /** Format: int64 */
+                weight: number;
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_SettingsCategory: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                /** @description Localised. */
+                category_name: string;
+                settings: components["schemas"]["SettingItem"][];
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_Vec_SubGroup: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                group: components["schemas"]["GroupModel"];
+                /** Format: int64 */
+                weight: number;
+                /** Format: int64 */
+                total_keys: number;
+                /** Format: int64 */
+                active_keys: number;
+                /** Format: int64 */
+                invalid_keys: number;
+            }[];
+        };
+        /** @description An error: `code` is a string such as `VALIDATION_FAILED`; `message` says what is wrong. */
+        ErrorResponse: {
+            code: string;
+            message: string;
+        };
+        /** @description GPT-Load's `GroupResponse`. */
         Group: {
+            /** Format: int64 */
             id: number;
-            /** @description Lowercase letters, digits, `_` and `-`; 1–100 chars */
+            /** @description Lowercase letters, digits, `_` and `-`; 1–100 characters. */
             name: string;
-            /** @description `app_url` + `/proxy/{name}` (empty inside sub-group listings) */
+            /** @description `app_url` + `/proxy/{name}` (empty inside sub-group listings). */
             endpoint: string;
             display_name: string;
             description: string;
             group_type: components["schemas"]["GroupType"];
-            upstreams: components["schemas"]["Upstream"][] | null;
+            upstreams?: components["schemas"]["Upstream"][] | null;
             channel_type: components["schemas"]["ChannelType"];
+            /** Format: int64 */
             sort: number;
-            /** @description `-` for aggregates */
+            /** @description `-` for aggregates. */
             test_model: string;
-            /** @description Empty = the channel default */
+            /** @description Empty: the channel's default. */
             validation_endpoint: string;
-            param_overrides: {
-                [key: string]: unknown;
-            } | null;
-            model_redirect_rules: {
-                [key: string]: string;
-            } | null;
-            model_redirect_strict: boolean;
-            config: components["schemas"]["GroupConfig"] | null;
-            header_rules: components["schemas"]["HeaderRule"][] | null;
-            /** @description Comma-separated proxy keys */
-            proxy_keys: string;
-            last_validated_at: string | null;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
-            created_at: string;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
-            updated_at: string;
-        };
-        /** @description A group as GPT-Load's full model (endpoint empty, `api_keys` null) */
-        SubGroupModel: {
-            id: number;
-            /** @description Lowercase letters, digits, `_` and `-`; 1–100 chars */
-            name: string;
-            /** @description `app_url` + `/proxy/{name}` (empty inside sub-group listings) */
-            endpoint: string;
-            display_name: string;
-            description: string;
-            group_type: components["schemas"]["GroupType"];
-            upstreams: components["schemas"]["Upstream"][] | null;
-            channel_type: components["schemas"]["ChannelType"];
-            sort: number;
-            /** @description `-` for aggregates */
-            test_model: string;
-            /** @description Empty = the channel default */
-            validation_endpoint: string;
-            param_overrides: {
-                [key: string]: unknown;
-            } | null;
-            model_redirect_rules: {
-                [key: string]: string;
-            } | null;
-            model_redirect_strict: boolean;
-            config: components["schemas"]["GroupConfig"] | null;
-            header_rules: components["schemas"]["HeaderRule"][] | null;
-            /** @description Comma-separated proxy keys */
-            proxy_keys: string;
-            last_validated_at: string | null;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
-            created_at: string;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
-            updated_at: string;
-            api_keys: null;
-        };
-        GroupLite: {
-            id: number;
-            name: string;
-            display_name: string;
-        };
-        GroupCreateRequest: {
-            name: string;
-            display_name?: string | null;
-            description?: string | null;
-            /** @description Default: `standard` */
-            group_type?: components["schemas"]["GroupType"];
-            channel_type: components["schemas"]["ChannelType"];
-            sort?: number | null;
-            /** @description Required for standard groups */
-            test_model?: string | null;
-            /** @description A path starting with `/`; empty = default */
-            validation_endpoint?: string | null;
-            upstreams?: components["schemas"]["Upstream"][];
-            proxy_keys?: string | null;
             param_overrides?: {
                 [key: string]: unknown;
             } | null;
             model_redirect_rules?: {
                 [key: string]: string;
             } | null;
-            model_redirect_strict?: boolean | null;
-            config?: components["schemas"]["GroupConfig"] | null;
+            model_redirect_strict: boolean;
+            config?: null | components["schemas"]["GroupConfig"];
             header_rules?: components["schemas"]["HeaderRule"][] | null;
+            /** @description Comma-separated group proxy keys. */
+            proxy_keys: string;
+            last_validated_at?: string | null;
+            /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+            created_at: string;
+            /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
+            updated_at: string;
         };
-        /** @description Partial update: absent fields are kept; `config`, `header_rules`, `model_redirect_rules`, `param_overrides` replace the stored value */
-        GroupUpdateRequest: {
+        /** @description Per-group overrides of system settings (keys from `/api/groups/config-options`). */
+        GroupConfig: {
+            /**
+             * Format: int64
+             * @description Seconds, ≥ 1.
+             */
+            request_timeout?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds, ≥ 1.
+             */
+            idle_conn_timeout?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds, ≥ 1.
+             */
+            connect_timeout?: number | null;
+            /** Format: int64 */
+            max_idle_conns?: number | null;
+            /** Format: int64 */
+            max_idle_conns_per_host?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds, ≥ 1.
+             */
+            response_header_timeout?: number | null;
+            proxy_url?: string | null;
+            /** Format: int64 */
+            max_retries?: number | null;
+            /**
+             * Format: int64
+             * @description 0: never blacklist.
+             */
+            blacklist_threshold?: number | null;
+            /** @description Comma-separated codes or ranges, e.g. `400-403,405-999`. */
+            failover_status_codes?: string | null;
+            /** Format: int64 */
+            key_validation_interval_minutes?: number | null;
+            /** Format: int64 */
+            key_validation_concurrency?: number | null;
+            /** Format: int64 */
+            key_validation_timeout_seconds?: number | null;
+            enable_request_body_logging?: boolean | null;
+        };
+        /** @description A group, named by its id. */
+        GroupIdRequest: {
+            /** Format: int64 */
+            group_id: number;
+        };
+        /** @description An item of `GET /api/groups/list`. */
+        GroupLite: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            display_name: string;
+        };
+        /** @description GPT-Load's full `models.Group`, as `/groups/list` and sub-group listings show it. */
+        GroupModel: components["schemas"]["Group"] & {
+            /** @description Always `null` (GPT-Load does not load the keys here). */
+            api_keys?: Record<string, never>[] | null;
+        };
+        /** @description Group fields as create and update take them; on update an absent field keeps its value. */
+        GroupRequest: {
+            /** @description 1–100 of `a-z 0-9 _ -`; the group's URL segment. */
             name?: string | null;
             display_name?: string | null;
             description?: string | null;
-            group_type?: components["schemas"]["GroupType"] | null;
-            channel_type?: components["schemas"]["ChannelType"] | null;
+            group_type?: null | components["schemas"]["GroupType"];
+            channel_type?: null | components["schemas"]["ChannelType"];
+            /** Format: int64 */
             sort?: number | null;
+            /** @description The model key validation asks for (required for standard groups). */
             test_model?: string | null;
+            /** @description A path such as `/v1/chat/completions`; empty for the channel's default. */
             validation_endpoint?: string | null;
-            upstreams?: components["schemas"]["Upstream"][];
+            /** @description Required for standard groups; ignored for aggregates. On update, `null` is refused. */
+            upstreams?: components["schemas"]["Upstream"][] | null;
+            /** @description Group proxy keys, comma- or newline-separated. */
             proxy_keys?: string | null;
             param_overrides?: {
                 [key: string]: unknown;
             } | null;
+            /** @description Model name → model name sent upstream. */
             model_redirect_rules?: {
                 [key: string]: string;
             } | null;
             model_redirect_strict?: boolean | null;
-            config?: components["schemas"]["GroupConfig"] | null;
-            header_rules?: components["schemas"]["HeaderRule"][] | null;
-        };
-        ConfigOption: {
-            key: string;
-            /** @description Localised */
-            name: string;
-            /** @description Localised */
-            description: string;
-            /** @description Current global value */
-            default_value: number | boolean | string;
-        };
-        /** @description Unknown fields are ignored, as in GPT-Load 1.x */
-        ReorderRequest: {
-            items: {
-                id: number;
-                sort: number;
-            }[];
-        };
-        RequestStats: {
-            total_requests: number;
-            failed_requests: number;
-            /** @description 0–1, 4 decimals */
-            failure_rate: number;
-        };
-        KeyStats: {
-            total_keys: number;
-            active_keys: number;
-            invalid_keys: number;
+            config?: null | components["schemas"]["GroupConfig"];
+            header_rules?: components["schemas"]["HeaderRuleInput"][] | null;
         };
         GroupStats: {
             key_stats: components["schemas"]["KeyStats"];
@@ -898,195 +1273,168 @@ export interface components {
             stats_7_day: components["schemas"]["RequestStats"];
             stats_30_day: components["schemas"]["RequestStats"];
         };
-        CopyGroupRequest: {
-            /**
-             * @default all
-             * @enum {string}
-             */
-            copy_keys: "none" | "valid_only" | "all";
+        /** @enum {string} */
+        GroupType: "standard" | "aggregate";
+        /** @enum {string} */
+        HeaderAction: "set" | "remove";
+        /** @description A header the proxy sets on, or removes from, upstream requests. */
+        HeaderRule: {
+            /** @description Header name (stored canonical, e.g. `X-Foo`). */
+            key: string;
+            /** @description May use `${CLIENT_IP}`, `${GROUP_NAME}`, `${API_KEY}`, `${TIMESTAMP_MS}`, `${TIMESTAMP_S}`. */
+            value: string;
+            action: components["schemas"]["HeaderAction"];
         };
-        SubGroup: {
-            group: components["schemas"]["SubGroupModel"];
-            weight: number;
-            total_keys: number;
-            active_keys: number;
-            invalid_keys: number;
+        /** @description A header rule as written: blank keys are dropped, keys are canonicalised. */
+        HeaderRuleInput: {
+            key?: string | null;
+            value?: string | null;
+            /** @description `set` or `remove`. */
+            action?: string | null;
         };
-        AddSubGroupsRequest: {
-            sub_groups: {
-                group_id: number;
-                weight: number;
-            }[];
+        Health: {
+            /** @description Always `healthy`. */
+            status: string;
+            /** @description RFC 3339, UTC. */
+            timestamp: string;
+            /** @description Go's duration format, e.g. `1h2m3.5s`. */
+            uptime: string;
         };
-        WeightRequest: {
-            weight: number;
-        };
-        ParentAggregate: {
-            group_id: number;
+        /** @description A group a proxy key may use, and its proxy path. */
+        IntegrationGroup: {
             name: string;
             display_name: string;
-            weight: number;
+            channel_type: components["schemas"]["ChannelType"];
+            /** @description `/proxy/{name}`. */
+            path: string;
         };
-        /** @enum {string} */
-        KeyStatus: "active" | "invalid";
+        /** @description An upstream key as the API shows it (decrypted). */
         Key: {
+            /** Format: int64 */
             id: number;
-            /** @description Decrypted; `failed-to-decrypt` when it cannot be */
             key_value: string;
             key_hash: string;
+            /** Format: int64 */
             group_id: number;
             status: components["schemas"]["KeyStatus"];
             notes: string;
+            /** Format: int64 */
             request_count: number;
+            /** Format: int64 */
             failure_count: number;
-            last_used_at: string | null;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
+            last_used_at?: string | null;
+            /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
             created_at: string;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
+            /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
             updated_at: string;
         };
-        Pagination: {
-            page: number;
-            page_size: number;
-            total_items: number;
-            total_pages: number;
+        KeyStats: {
+            /** Format: int64 */
+            total_keys: number;
+            /** Format: int64 */
+            active_keys: number;
+            /** Format: int64 */
+            invalid_keys: number;
         };
-        KeyPage: {
-            items: components["schemas"]["Key"][];
-            pagination: components["schemas"]["Pagination"];
+        /** @enum {string} */
+        KeyStatus: "active" | "invalid";
+        KeyTestResponse: {
+            results: components["schemas"]["KeyTestResult"][];
+            /**
+             * Format: int64
+             * @description Milliseconds.
+             */
+            total_duration: number;
         };
-        KeysTextRequest: {
-            group_id: number;
-            /** @description A JSON array of strings, or keys separated by whitespace, `,` or `;`; at least one key, each at most 4096 bytes */
-            keys_text: string;
-        };
-        GroupIdRequest: {
-            group_id: number;
-        };
-        ValidateGroupRequest: {
-            group_id: number;
-            /** @enum {string} */
-            status?: "active" | "invalid" | "";
-        };
-        NotesRequest: {
-            notes: string;
-        };
-        AddKeysResult: {
-            added_count: number;
-            ignored_count: number;
-            total_in_group: number;
-        };
-        DeleteKeysResult: {
-            deleted_count: number;
-            ignored_count: number;
-            total_in_group: number;
-        };
-        RestoreKeysResult: {
-            restored_count: number;
-            ignored_count: number;
-            total_in_group: number;
-        };
+        /** @description The outcome of testing one key. */
         KeyTestResult: {
             key_value: string;
             is_valid: boolean;
             error?: string;
         };
-        KeyTestResponse: {
-            results: components["schemas"]["KeyTestResult"][];
-            /** @description Milliseconds */
-            total_duration: number;
+        /** @description Keys of a group, as text: one per line, or separated by commas or spaces. */
+        KeysTextRequest: {
+            /** Format: int64 */
+            group_id: number;
+            keys_text: string;
         };
-        /** @enum {string} */
-        TaskType: "" | "KEY_IMPORT" | "KEY_DELETE" | "KEY_VALIDATION";
-        /** @description KEY_IMPORT: added/ignored; KEY_DELETE: deleted/ignored; KEY_VALIDATION: total/valid/invalid */
-        TaskResult: {
-            added_count?: number;
-            ignored_count?: number;
-            deleted_count?: number;
-            total_keys?: number;
-            valid_keys?: number;
-            invalid_keys?: number;
+        LoginRequest: {
+            auth_key: string;
         };
-        TaskStatus: {
-            task_type: components["schemas"]["TaskType"];
-            is_running: boolean;
-            /** @description Absent when empty */
-            group_name?: string;
-            processed: number;
-            total: number;
-            result?: components["schemas"]["TaskResult"];
-            /** @description Absent when empty */
-            error?: string;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
-            started_at: string;
-            /** @description Absent while running */
-            finished_at?: string;
-            /** @description Absent while running */
-            duration_seconds?: number;
-        };
-        StatCard: {
-            value: number;
-            /** @description Only on `key_count`, only when there are invalid keys */
-            sub_value?: number;
-            sub_value_tip?: string;
-            /** @description Percent change (error rate: percentage points) */
-            trend: number;
-            /** @description For the error rate: true when it fell */
-            trend_is_growth: boolean;
-        };
-        SecurityWarning: {
-            type: string;
+        /** @description The login answer (not the envelope). */
+        LoginResponse: {
+            success: boolean;
+            /** @description Localised. */
             message: string;
-            /** @enum {string} */
-            severity: "high" | "medium" | "low";
-            suggestion: string;
         };
-        DashboardStats: {
-            key_count: components["schemas"]["StatCard"];
-            rpm: components["schemas"]["StatCard"];
-            request_count: components["schemas"]["StatCard"];
-            error_rate: components["schemas"]["StatCard"];
-            security_warnings: components["schemas"]["SecurityWarning"][] | null;
-        };
-        ChartDataset: {
-            label: string;
-            data: number[];
-            /** @description CSS colour */
-            color: string;
-        };
-        ChartData: {
-            /** @description 24 hourly RFC 3339 labels, oldest first */
-            labels: string[];
-            /** @description [success, failure] */
-            datasets: components["schemas"]["ChartDataset"][];
-        };
-        EncryptionStatus: {
-            has_mismatch: boolean;
+        /** @description A success with a message and no data. */
+        MessageResponse: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
             message: string;
-            /** @enum {string} */
-            scenario_type: "" | "data_not_encrypted" | "key_not_configured" | "key_mismatch";
-            suggestion: string;
         };
-        /** @enum {string} */
-        RequestType: "retry" | "final";
+        /** @description A key's notes (at most 255 characters). */
+        NotesRequest: {
+            notes?: string | null;
+        };
+        /** @description Where a page sits in the whole list. */
+        Pagination: {
+            /** Format: int64 */
+            page: number;
+            /** Format: int64 */
+            page_size: number;
+            /** Format: int64 */
+            total_items: number;
+            /** Format: int64 */
+            total_pages: number;
+        };
+        /** @description An aggregate group this group is a member of. */
+        ParentAggregate: {
+            /** Format: int64 */
+            group_id: number;
+            name: string;
+            display_name: string;
+            /** Format: int64 */
+            weight: number;
+        };
+        ReorderItem: {
+            /** Format: int64 */
+            id?: number | null;
+            /** Format: int64 */
+            sort?: number | null;
+        };
+        /** @description The new order: each group's `sort`. */
+        ReorderRequest: {
+            items?: components["schemas"]["ReorderItem"][] | null;
+        };
+        /** @description A request log row. */
         RequestLog: {
-            /** @description UUID */
+            /** @description A UUID. */
             id: string;
-            /** @description RFC 3339 time (local offset); `0001-01-01T00:00:00Z` when unknown */
+            /** @description RFC 3339 (local offset). */
             timestamp: string;
+            /** Format: int64 */
             group_id: number;
             group_name: string;
-            /** @description 0 when none */
+            /**
+             * Format: int64
+             * @description 0 when none.
+             */
             parent_group_id: number;
             parent_group_name: string;
-            /** @description Decrypted upstream key; empty when none was used */
+            /** @description The decrypted upstream key; empty when none was used. */
             key_value: string;
             key_hash: string;
             model: string;
             is_success: boolean;
             source_ip: string;
+            /** Format: int64 */
             status_code: number;
             request_path: string;
+            /** Format: int64 */
             duration_ms: number;
             error_message: string;
             user_agent: string;
@@ -1095,48 +1443,149 @@ export interface components {
             is_stream: boolean;
             request_body: string;
         };
-        LogPage: {
-            items: components["schemas"]["RequestLog"][];
-            pagination: components["schemas"]["Pagination"];
+        RequestStats: {
+            /** Format: int64 */
+            total_requests: number;
+            /** Format: int64 */
+            failed_requests: number;
+            /**
+             * Format: double
+             * @description 0–1, four decimals.
+             */
+            failure_rate: number;
+        };
+        /** @enum {string} */
+        RequestType: "retry" | "final";
+        RestoreResult: {
+            restored_count: number;
+            ignored_count: number;
+            /** Format: int64 */
+            total_in_group: number;
+        };
+        /** @description A weak or misused secret. */
+        SecurityWarning: {
+            type: string;
+            message: string;
+            severity: components["schemas"]["Severity"];
+            suggestion: string;
+        };
+        /** @description A setting as `GET /api/settings` shows it. */
+        SettingItem: {
+            key: string;
+            /** @description Localised. */
+            name: string;
+            value: components["schemas"]["SettingValue"];
+            type: components["schemas"]["SettingType"];
+            /** @description The default, as text. */
+            default_value: string;
+            /** @description Localised. */
+            description: string;
+            /** @description Localised category name. */
+            category: string;
+            required: boolean;
+            /**
+             * Format: int64
+             * @description Only for `int` settings.
+             */
+            min_value?: number;
         };
         /** @enum {string} */
         SettingType: "int" | "bool" | "string";
-        SettingItem: {
-            key: string;
-            /** @description Localised */
-            name: string;
-            value: number | boolean | string;
-            type: components["schemas"]["SettingType"];
-            /** @description Default as text */
-            default_value: string;
-            /** @description Localised */
-            description: string;
-            /** @description Localised category name */
-            category: string;
-            required: boolean;
-            /** @description Only for `int` */
-            min_value?: number;
-        };
+        /** @description A setting's value: an integer, a boolean or a string, by its type. */
+        SettingValue: number | boolean | string;
+        /** @description A category of settings, in display order. */
         SettingsCategory: {
-            /** @description Localised */
+            /** @description Localised. */
             category_name: string;
             settings: components["schemas"]["SettingItem"][];
         };
-        /** @description Setting key → new value (int as JSON integer, bool as JSON bool) */
+        /** @description Setting key → new value (an integer, a boolean or a string, by the setting's type). */
         SettingsUpdate: {
-            [key: string]: number | boolean | string;
+            [key: string]: components["schemas"]["SettingValue"];
+        };
+        /** @enum {string} */
+        Severity: "high" | "medium";
+        /** @description A dashboard card: a value and its change against the previous period. */
+        StatCard: {
+            /** Format: double */
+            value: number;
+            /**
+             * Format: int64
+             * @description Only on `key_count`, only when there are invalid keys.
+             */
+            sub_value?: number;
+            sub_value_tip?: string;
+            /**
+             * Format: double
+             * @description Percent change (error rate: percentage points).
+             */
+            trend: number;
+            /** @description For the error rate: true when it fell. */
+            trend_is_growth: boolean;
+        };
+        /** @description A member of an aggregate group, with its key counts. */
+        SubGroup: {
+            group: components["schemas"]["GroupModel"];
+            /** Format: int64 */
+            weight: number;
+            /** Format: int64 */
+            total_keys: number;
+            /** Format: int64 */
+            active_keys: number;
+            /** Format: int64 */
+            invalid_keys: number;
+        };
+        SubGroupInput: {
+            /** Format: int64 */
+            group_id?: number | null;
+            /** Format: int64 */
+            weight?: number | null;
+        };
+        /** @description The status as GPT-Load serialises it. */
+        TaskStatus: {
+            /** @description `KEY_IMPORT`, `KEY_DELETE`, `KEY_VALIDATION`, or empty before the first task. */
+            task_type: string;
+            is_running: boolean;
+            /** @description Absent when empty. */
+            group_name?: string;
+            /** Format: int64 */
+            processed: number;
+            /** Format: int64 */
+            total: number;
+            /**
+             * @description KEY_IMPORT: `added_count`, `ignored_count`; KEY_DELETE: `deleted_count`,
+             *     `ignored_count`; KEY_VALIDATION: `total_keys`, `valid_keys`, `invalid_keys`.
+             */
+            result?: {
+                [key: string]: number;
+            } | null;
+            /** @description Absent when empty. */
+            error?: string;
+            started_at: string;
+            finished_at?: string;
+            /** Format: double */
+            duration_seconds?: number;
+        };
+        /** @description An upstream base URL and its weight. */
+        Upstream: {
+            /** @description An http(s) base URL. */
+            url: string;
+            /** Format: int64 */
+            weight: number;
+        };
+        /** @description Which keys of a group to validate. */
+        ValidateGroupRequest: {
+            /** Format: int64 */
+            group_id: number;
+            /** @description `active` or `invalid`; absent or empty: all keys. */
+            status?: string | null;
+        };
+        WeightRequest: {
+            /** Format: int64 */
+            weight?: number | null;
         };
     };
     responses: {
-        /** @description Success with a localised message and no data */
-        Message: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MessageResponse"];
-            };
-        };
         /** @description Bad request, invalid JSON or a validation failure (`BAD_REQUEST`, `INVALID_JSON`, `VALIDATION_FAILED`); `message` says what is wrong */
         BadRequest: {
             headers: {
@@ -1146,8 +1595,8 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Missing or wrong admin key (`UNAUTHORIZED`) */
-        Unauthorized: {
+        /** @description A duplicate name (`DUPLICATE_RESOURCE`) or another task is running (`TASK_IN_PROGRESS`) */
+        Conflict: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1155,8 +1604,8 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Too many failed authentications from this address; see `Retry-After` */
-        Throttled: {
+        /** @description Not found (`NOT_FOUND`) */
+        NotFound: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1173,8 +1622,8 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Resource not found (`NOT_FOUND`) */
-        NotFound: {
+        /** @description Too many failed authentications from this address; see `Retry-After` */
+        Throttled: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1182,17 +1631,8 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Conflict: a duplicate name (`DUPLICATE_RESOURCE`) or another task is running (`TASK_IN_PROGRESS`) */
-        Conflict: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorResponse"];
-            };
-        };
-        /** @description Request body too large (`REQUEST_TOO_LARGE`) */
-        TooLarge: {
+        /** @description Missing or wrong admin key (`UNAUTHORIZED`) */
+        Unauthorized: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1208,26 +1648,6 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    health: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Up */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Health"];
-                };
-            };
-        };
-    };
     login: {
         parameters: {
             query?: never;
@@ -1241,7 +1661,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Accepted */
+            /** @description The key is right */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1250,7 +1670,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
-            /** @description Missing key */
+            /** @description No `auth_key` in the body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1259,7 +1679,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
-            /** @description Wrong key */
+            /** @description The key is wrong */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1268,7 +1688,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
-            /** @description Throttled; `Retry-After` says for how long */
+            /** @description Too many failures from this address; see `Retry-After` */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1277,49 +1697,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
-        };
-    };
-    integrationInfo: {
-        parameters: {
-            query: {
-                /** @description A proxy key */
-                key: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["IntegrationGroup"][];
-                    };
-                };
-            };
-            /** @description Missing, invalid or unauthorised proxy key (`VALIDATION_FAILED`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Throttled */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
+            500: components["responses"]["ServerError"];
         };
     };
     channelTypes: {
@@ -1337,827 +1715,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["ChannelType"][];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    taskStatus: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["TaskStatus"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    listGroups: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["Group"][];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    createGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["GroupCreateRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["Group"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    listGroupsLite: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["GroupLite"][];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    groupConfigOptions: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["ConfigOption"][];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    reorderGroups: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ReorderRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    updateGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["GroupUpdateRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["Group"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    deleteGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    groupStats: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["GroupStats"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    copyGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CopyGroupRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: {
-                            group: components["schemas"]["Group"];
-                        };
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    listSubGroups: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["SubGroup"][];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    addSubGroups: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["AddSubGroupsRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    updateSubGroupWeight: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-                /** @description Member group id */
-                sub: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["WeightRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    deleteSubGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-                /** @description Member group id */
-                sub: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    parentAggregates: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Group id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["ParentAggregate"][];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    listKeys: {
-        parameters: {
-            query: {
-                /** @description Group id */
-                group_id: number;
-                /** @description Only keys with this status */
-                status?: components["schemas"]["KeyStatus"];
-                /** @description Exact key */
-                key_value?: string;
-                /** @description Page number (from 1). As in GPT-Load 1.x, a value below 1 or not an integer reads as 1 */
-                page?: number | string;
-                /** @description Items per page (at most 1000). As in GPT-Load 1.x, a larger value reads as 1000, and one below 1 or not an integer as 15 */
-                page_size?: number | string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["KeyPage"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    exportKeys: {
-        parameters: {
-            query: {
-                /** @description Group id */
-                group_id: number;
-                /** @description Which keys */
-                status?: "all" | "active" | "invalid";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description `keys-{group}-{status}.txt` */
-            200: {
-                headers: {
-                    /** @description attachment; filename=… */
-                    "Content-Disposition"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    addKeys: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeysTextRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["AddKeysResult"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    addKeysAsync: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeysTextRequest"];
-                "multipart/form-data": {
-                    group_id: string;
-                    /** Format: binary */
-                    file: string;
-                };
-            };
-        };
-        responses: {
-            /** @description The started task */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["TaskStatus"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            413: components["responses"]["TooLarge"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    deleteKeys: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeysTextRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["DeleteKeysResult"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    deleteKeysAsync: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeysTextRequest"];
-            };
-        };
-        responses: {
-            /** @description The started task */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["TaskStatus"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    restoreKeys: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeysTextRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["RestoreKeysResult"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    restoreAllInvalid: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["GroupIdRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    clearAllInvalid: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["GroupIdRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    clearAllKeys: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["GroupIdRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    validateGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ValidateGroupRequest"];
-            };
-        };
-        responses: {
-            /** @description The started task */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["TaskStatus"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    testKeys: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeysTextRequest"];
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["KeyTestResponse"];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    updateKeyNotes: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Key id */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NotesRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Message"];
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["Throttled"];
-            500: components["responses"]["ServerError"];
-        };
-    };
-    dashboardStats: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["DashboardStats"];
-                    };
+                    "application/json": components["schemas"]["Envelope_Vec_ChannelType"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2169,8 +1727,10 @@ export interface operations {
     dashboardChart: {
         parameters: {
             query?: {
-                /** @description One group (an aggregate shows its parent-attributed counts); default: all standard groups. As in GPT-Load 1.x any integer is accepted: an id no group has shows zeros */
+                /** @description One group; absent: every standard group. */
                 groupId?: number;
+                /** @description The same as `groupId`. */
+                group_id?: number;
             };
             header?: never;
             path?: never;
@@ -2184,9 +1744,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["ChartData"];
-                    };
+                    "application/json": components["schemas"]["Envelope_ChartData"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2210,9 +1768,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["EncryptionStatus"];
-                    };
+                    "application/json": components["schemas"]["Envelope_EncryptionStatus"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2221,35 +1777,426 @@ export interface operations {
             500: components["responses"]["ServerError"];
         };
     };
-    listLogs: {
+    dashboardStats: {
         parameters: {
-            query?: {
-                /** @description Substring of the parent (aggregate) group name */
-                parent_group_name?: string;
-                /** @description Substring of the group name */
-                group_name?: string;
-                /** @description Exact upstream key (matched by its hash) */
-                key_value?: string;
-                /** @description Substring of the model */
-                model?: string;
-                /** @description Only successes (`true`) or failures (`false`) */
-                is_success?: boolean;
-                /** @description `final` (the answer sent to the client) or `retry` (a failed attempt that was retried) */
-                request_type?: "retry" | "final";
-                /** @description Exact HTTP status code */
-                status_code?: number;
-                /** @description Exact client address */
-                source_ip?: string;
-                /** @description Substring of the error message */
-                error_contains?: string;
-                /** @description RFC 3339, inclusive */
-                start_time?: string;
-                /** @description RFC 3339, inclusive */
-                end_time?: string;
-                /** @description Page number (from 1). As in GPT-Load 1.x, a value below 1 or not an integer reads as 1 */
-                page?: number | string;
-                /** @description Items per page (at most 1000). As in GPT-Load 1.x, a larger value reads as 1000, and one below 1 or not an integer as 15 */
-                page_size?: number | string;
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_DashboardStats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    listGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    createGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    groupConfigOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_ConfigOption"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    listGroupNames: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_GroupLite"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    reorderGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReorderRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    updateGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    copyGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CopyGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_CopyGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    listParentAggregates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_ParentAggregate"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    groupStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_GroupStats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    listSubGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_SubGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    addSubGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddSubGroupsRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteSubGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                sub: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    updateSubGroupWeight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                sub: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WeightRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    integrationInfo: {
+        parameters: {
+            query: {
+                /** @description A proxy key */
+                key: string;
             };
             header?: never;
             path?: never;
@@ -2263,9 +2210,440 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["LogPage"];
-                    };
+                    "application/json": components["schemas"]["Envelope_Vec_IntegrationGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    listKeys: {
+        parameters: {
+            query: {
+                group_id: number;
+                page?: number;
+                /** @description 1–1000, 15 by default. */
+                page_size?: number;
+                status?: components["schemas"]["KeyStatus"];
+                /** @description An exact key (matched by its hash). */
+                key_value?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Paged_Key"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    importKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeysTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TaskStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    addKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeysTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_AddResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    clearAllKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupIdRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    clearInvalidKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupIdRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteKeysTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeysTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TaskStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeysTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_DeleteResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    exportKeys: {
+        parameters: {
+            query: {
+                group_id: number;
+                /** @description `all` (default), `active` or `invalid`. */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    restoreAllInvalidKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupIdRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    restoreKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeysTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RestoreResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    testKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeysTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_KeyTestResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    validateGroupKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ValidateGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TaskStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    updateKeyNotes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Key id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NotesRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    listLogs: {
+        parameters: {
+            query?: {
+                page?: number;
+                /** @description 1–1000, 15 by default. */
+                page_size?: number;
+                /** @description Substring. */
+                parent_group_name?: string;
+                /** @description Substring. */
+                group_name?: string;
+                /** @description An exact key (matched by its hash). */
+                key_value?: string;
+                /** @description Substring. */
+                model?: string;
+                request_type?: components["schemas"]["RequestType"];
+                /** @description Substring. */
+                source_ip?: string;
+                /** @description Substring of the error message. */
+                error_contains?: string;
+                is_success?: boolean;
+                status_code?: number;
+                /** @description RFC 3339. */
+                start_time?: string;
+                /** @description RFC 3339. */
+                end_time?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Paged_RequestLog"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2277,27 +2655,27 @@ export interface operations {
     exportLogKeys: {
         parameters: {
             query?: {
-                /** @description Substring of the parent (aggregate) group name */
+                page?: number;
+                /** @description 1–1000, 15 by default. */
+                page_size?: number;
+                /** @description Substring. */
                 parent_group_name?: string;
-                /** @description Substring of the group name */
+                /** @description Substring. */
                 group_name?: string;
-                /** @description Exact upstream key (matched by its hash) */
+                /** @description An exact key (matched by its hash). */
                 key_value?: string;
-                /** @description Substring of the model */
+                /** @description Substring. */
                 model?: string;
-                /** @description Only successes (`true`) or failures (`false`) */
-                is_success?: boolean;
-                /** @description `final` (the answer sent to the client) or `retry` (a failed attempt that was retried) */
-                request_type?: "retry" | "final";
-                /** @description Exact HTTP status code */
-                status_code?: number;
-                /** @description Exact client address */
+                request_type?: components["schemas"]["RequestType"];
+                /** @description Substring. */
                 source_ip?: string;
-                /** @description Substring of the error message */
+                /** @description Substring of the error message. */
                 error_contains?: string;
-                /** @description RFC 3339, inclusive */
+                is_success?: boolean;
+                status_code?: number;
+                /** @description RFC 3339. */
                 start_time?: string;
-                /** @description RFC 3339, inclusive */
+                /** @description RFC 3339. */
                 end_time?: string;
             };
             header?: never;
@@ -2306,11 +2684,9 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `log_keys_export_{timestamp}.csv` */
+            /** @description `key_value,group_name,status_code` rows */
             200: {
                 headers: {
-                    /** @description attachment; filename=… */
-                    "Content-Disposition"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2338,9 +2714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope"] & {
-                        data: components["schemas"]["SettingsCategory"][];
-                    };
+                    "application/json": components["schemas"]["Envelope_Vec_SettingsCategory"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2362,14 +2736,22 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["Message"];
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["ServerError"];
         };
     };
-    openapi: {
+    taskStatus: {
         parameters: {
             query?: never;
             header?: never;
@@ -2378,15 +2760,41 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OpenAPI 3.1 */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Envelope_TaskStatus"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["ServerError"];
         };
     };
 }

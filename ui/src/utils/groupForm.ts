@@ -241,8 +241,8 @@ export function validateGroupForm(f: GroupForm): FormError[] {
 }
 
 /** The create/update body for a valid form. Aggregates send only the fields they have. */
-export function toPayload(f: GroupForm): Schemas['GroupCreateRequest'] {
-  const base: Schemas['GroupCreateRequest'] = {
+export function toPayload(f: GroupForm): Schemas['GroupRequest'] {
+  const base: Schemas['GroupRequest'] = {
     name: f.name.trim(),
     display_name: f.display_name.trim(),
     description: f.description.trim(),
