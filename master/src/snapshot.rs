@@ -62,6 +62,9 @@ pub fn group_def(g: &GroupRecord, sub_groups: Vec<SubGroupRef>) -> Option<GroupD
         proxy_keys: split_proxy_keys(&g.proxy_keys),
         config: parse_json(&g.config),
         sub_groups,
+        models: Vec::new(),
+        priority: 0,
+        weight: 1,
     })
 }
 

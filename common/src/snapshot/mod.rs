@@ -5,6 +5,7 @@
 //! `ArcSwap` on every node. A request reads it once and never locks. Upstream keys are *not* part of
 //! it: they live in the [`crate::keystore::KeyStore`].
 
+pub mod access;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -41,6 +42,32 @@ pub struct GroupDef {
     pub proxy_keys: Vec<String>,
     pub config: serde_json::Value,
     pub sub_groups: Vec<SubGroupRef>,
+    /// Models (names or glob patterns) the group serves on the native routes; empty: reachable
+    /// only through `/proxy/{group}`.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Routing tier on the native routes: lower is tried first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Share within its tier on the native routes.
+    #[serde(default = "default_weight")]
+    pub weight: i64,
+}
+
+fn default_weight() -> i64 {
+    1
+}
+
+impl GroupDef {
+    /// Whether the group serves `model` on the native routes: one of its `models` (exact or glob)
+    /// or an alias of its model redirect rules.
+    pub fn serves_model(&self, model: &str) -> bool {
+        if self.models.is_empty() {
+            return false;
+        }
+        self.model_redirect_rules.contains_key(model)
+            || self.models.iter().any(|p| access::glob_match(p, model))
+    }
 }
 
 /// A group ready to serve: its definition plus everything derived from it.
@@ -94,6 +121,8 @@ pub struct ConfigSnapshot {
     by_name: HashMap<String, usize>,
     by_id: HashMap<i64, usize>,
     global_key_digests: DigestSet,
+    access_keys:
+        HashMap<[u8; 32], Arc<access::AccessKey>, std::hash::BuildHasherDefault<DigestHasher>>,
 }
 
 /// The wire form of a snapshot (what the control plane streams).
@@ -102,6 +131,8 @@ pub struct SnapshotWire {
     pub version: u64,
     pub settings: Vec<(String, String)>,
     pub groups: Vec<GroupDef>,
+    #[serde(default)]
+    pub access_keys: Vec<access::AccessKeyDef>,
 }
 
 impl ConfigSnapshot {
@@ -128,7 +159,31 @@ impl ConfigSnapshot {
             by_name,
             by_id,
             global_key_digests,
+            access_keys: HashMap::default(),
         }
+    }
+
+    /// The snapshot with these access keys.
+    pub fn with_access_keys(mut self, keys: Vec<access::AccessKeyDef>) -> Self {
+        self.access_keys = keys
+            .into_iter()
+            .map(|d| (d.digest, Arc::new(access::AccessKey::new(d))))
+            .collect();
+        self
+    }
+
+    /// The access key `candidate` is, found by its digest (timing reveals nothing about the
+    /// stored keys).
+    pub fn access_key(&self, candidate: &str) -> Option<&Arc<access::AccessKey>> {
+        if candidate.is_empty() || self.access_keys.is_empty() {
+            return None;
+        }
+        self.access_keys.get(&digest(candidate))
+    }
+
+    /// Every access key (in no particular order).
+    pub fn access_keys(&self) -> impl Iterator<Item = &Arc<access::AccessKey>> {
+        self.access_keys.values()
     }
 
     /// An empty snapshot (version 0) used before the first real one arrives.
@@ -173,17 +228,19 @@ impl ConfigSnapshot {
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
             groups: self.groups.iter().map(|g| g.def.clone()).collect(),
+            access_keys: self.access_keys.values().map(|k| k.def.clone()).collect(),
         }
     }
 
     pub fn from_wire(w: SnapshotWire) -> Self {
         let (settings, _) =
             SystemSettings::from_rows(w.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        Self::new(w.version, settings, w.groups)
+        Self::new(w.version, settings, w.groups).with_access_keys(w.access_keys)
     }
 }
 
-fn digest(s: &str) -> [u8; 32] {
+/// SHA-256 of a key: how proxy keys and access keys are looked up.
+pub fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
@@ -233,6 +290,9 @@ mod tests {
             proxy_keys: keys.iter().map(|s| s.to_string()).collect(),
             config: json!({"max_retries": 1}),
             sub_groups: vec![],
+            models: vec![],
+            priority: 0,
+            weight: 1,
         }
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use gpt_load_proto::controlplane::v1 as pb;
 
+use super::access::AccessKeyDef;
 use super::{ConfigSnapshot, GroupDef, SubGroupRef};
 use crate::model::{ChannelType, GroupType, HeaderAction, HeaderRule, SystemSettings, Upstream};
 
@@ -59,7 +60,57 @@ impl From<&GroupDef> for pb::Group {
                     weight: s.weight,
                 })
                 .collect(),
+            models: g.models.clone(),
+            priority: g.priority,
+            weight: g.weight,
         }
+    }
+}
+
+impl From<&AccessKeyDef> for pb::AccessKey {
+    fn from(k: &AccessKeyDef) -> Self {
+        pb::AccessKey {
+            id: k.id,
+            name: k.name.clone(),
+            digest: k.digest.to_vec(),
+            enabled: k.enabled,
+            expires_at: k.expires_at,
+            allowed_ips: k.allowed_ips.clone(),
+            groups: k.groups.clone(),
+            models: k.models.clone(),
+            protocols: k.protocols.iter().map(|p| p.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::AccessKey> for AccessKeyDef {
+    type Error = WireError;
+
+    fn try_from(k: pb::AccessKey) -> Result<Self, WireError> {
+        let digest: [u8; 32] = k
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| WireError(format!("access key {}: digest is not 32 bytes", k.id)))?;
+        let protocols = k
+            .protocols
+            .iter()
+            .map(|p| {
+                ChannelType::parse(p)
+                    .ok_or_else(|| WireError(format!("access key {}: unknown protocol {p}", k.id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AccessKeyDef {
+            id: k.id,
+            name: k.name,
+            digest,
+            enabled: k.enabled,
+            expires_at: k.expires_at,
+            allowed_ips: k.allowed_ips,
+            groups: k.groups,
+            models: k.models,
+            protocols,
+        })
     }
 }
 
@@ -134,6 +185,9 @@ impl TryFrom<pb::Group> for GroupDef {
                     weight: s.weight,
                 })
                 .collect(),
+            models: g.models,
+            priority: g.priority,
+            weight: g.weight,
         })
     }
 }
@@ -157,6 +211,10 @@ impl ConfigSnapshot {
                 .iter()
                 .map(|g| pb::Group::from(&g.def))
                 .collect(),
+            access_keys: self
+                .access_keys()
+                .map(|k| pb::AccessKey::from(&k.def))
+                .collect(),
         }
     }
 
@@ -172,7 +230,12 @@ impl ConfigSnapshot {
             .into_iter()
             .map(GroupDef::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::new(s.version, settings, groups))
+        let access_keys = s
+            .access_keys
+            .into_iter()
+            .map(AccessKeyDef::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(s.version, settings, groups).with_access_keys(access_keys))
     }
 }
 
@@ -209,10 +272,27 @@ mod tests {
                 group_id: 9,
                 weight: 1,
             }],
+            models: vec!["gemini-*".into()],
+            priority: 2,
+            weight: 3,
+        };
+        let key = AccessKeyDef {
+            id: 5,
+            name: "team".into(),
+            digest: super::super::digest("sk-gl-x"),
+            enabled: true,
+            expires_at: Some(1_900_000_000),
+            allowed_ips: vec!["10.0.0.0/8".into()],
+            groups: vec![3],
+            models: vec!["gemini-*".into()],
+            protocols: vec![ChannelType::Gemini],
         };
         let (settings, _) = SystemSettings::from_rows([("max_retries", "5")]);
-        let snap = ConfigSnapshot::new(42, settings, vec![def.clone()]);
+        let snap = ConfigSnapshot::new(42, settings, vec![def.clone()])
+            .with_access_keys(vec![key.clone()]);
         let back = ConfigSnapshot::from_proto(snap.to_proto()).unwrap();
+        assert_eq!(back.access_key("sk-gl-x").unwrap().def, key);
+        assert!(back.access_key("sk-gl-y").is_none());
         assert_eq!(back.version, 42);
         assert_eq!(back.settings.int("max_retries"), 5);
         assert_eq!(back.group_by_id(3).unwrap().def, def);

@@ -185,6 +185,9 @@ impl HarnessBuilder {
                         weight: *weight,
                     })
                     .collect(),
+                models: Vec::new(),
+                priority: 0,
+                weight: 1,
             };
             for f in spec.extra {
                 f(&mut def);
