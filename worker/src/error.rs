@@ -16,6 +16,15 @@ pub enum ProxyError {
     NotFound,
     #[error("Authentication failed")]
     Unauthorized,
+    /// A known access key that may not be used now: disabled, expired, or from this address.
+    #[error("Authentication failed: {0}")]
+    KeyRefused(&'static str),
+    /// The caller's access key filters exclude this request; the message says which filter.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No group serves the model the caller asked for on this route.
+    #[error("{0}")]
+    ModelNotFound(String),
     /// The address failed authentication too often.
     #[error("Too many failed authentication attempts, retry in {} seconds", secs(*.0))]
     Throttled(Duration),
@@ -84,8 +93,11 @@ pub enum ErrorShape {
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound | Self::GroupNotFound(_) => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound | Self::GroupNotFound(_) | Self::ModelNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Unauthorized | Self::KeyRefused(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Throttled(_) | Self::Concurrency => StatusCode::TOO_MANY_REQUESTS,
             Self::DotSegment | Self::BodyRead(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,7 +115,9 @@ impl ProxyError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound | Self::GroupNotFound(_) => "NOT_FOUND",
-            Self::Unauthorized => "UNAUTHORIZED",
+            Self::ModelNotFound(_) => "MODEL_NOT_FOUND",
+            Self::Unauthorized | Self::KeyRefused(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::Throttled(_) | Self::Concurrency => "TOO_MANY_REQUESTS",
             Self::DotSegment | Self::BodyRead(_) | Self::BadRequest(_) => "BAD_REQUEST",
             Self::BodyTooLarge(_) => "REQUEST_TOO_LARGE",

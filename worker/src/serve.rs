@@ -573,9 +573,10 @@ struct ConnService<P> {
     asked: Arc<AtomicBool>,
 }
 
-/// Whether `path` is for the proxy (`/proxy/` and a group; the bare prefix is the app's 404).
+/// Whether `path` is for the proxy: `/proxy/` and a group (the bare prefix is the app's 404),
+/// or a native route.
 fn is_proxy_path(path: &str) -> bool {
-    path.len() > "/proxy/".len() && path.starts_with("/proxy/")
+    crate::proxy::is_proxy_path(path)
 }
 
 type Handed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;

@@ -30,6 +30,66 @@ pub struct GroupRuntime {
     pub metrics: Arc<gpt_load_common::metrics::GroupMetrics>,
 }
 
+/// The groups a native-route request may go to, best tier first; each tier picked in smooth
+/// weighted round-robin.
+#[derive(Debug)]
+pub struct RouteTable {
+    pub tiers: Vec<Weighted<i64>>,
+}
+
+impl RouteTable {
+    /// The tiers of the groups `eligible` accepts, by priority (lower first), by weight within
+    /// a tier (a weight of 0 takes no traffic).
+    pub fn build(
+        snapshot: &ConfigSnapshot,
+        mut eligible: impl FnMut(&GroupSnapshot) -> bool,
+    ) -> Self {
+        let mut found: Vec<(i64, i64, i64)> = snapshot
+            .groups()
+            .iter()
+            .filter(|g| !g.is_aggregate() && eligible(g))
+            .map(|g| (g.def.priority, g.id(), g.def.weight))
+            .collect();
+        found.sort_unstable();
+        let mut tiers = Vec::new();
+        let mut rest = found.as_slice();
+        while let Some((priority, _, _)) = rest.first() {
+            let n = rest.iter().take_while(|(p, _, _)| p == priority).count();
+            let tier = Weighted::new(rest[..n].iter().map(|(_, id, w)| (*id, *w)).collect());
+            if !tier.is_empty() {
+                tiers.push(tier);
+            }
+            rest = &rest[n..];
+        }
+        Self { tiers }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tiers.is_empty()
+    }
+
+    /// The next group to try: from the best tier with one not in `exhausted`.
+    pub fn pick(&self, mut usable: impl FnMut(i64) -> bool) -> Option<i64> {
+        self.tiers
+            .iter()
+            .find_map(|t| t.pick_where(|id| usable(*id)).copied())
+    }
+}
+
+/// What a native route's candidates depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteKey {
+    /// The channel types that serve the route, as a bit set.
+    pub channels: u8,
+    pub model: String,
+    /// The access key whose filters apply; `None` for a global proxy key.
+    pub access_key: Option<i64>,
+}
+
+/// Cached route tables per runtime; past this many, the cache starts over (the model is the
+/// client's string, so the set of keys is the clients' to grow).
+const MAX_ROUTES: usize = 4096;
+
 /// A config snapshot with everything derived from it.
 #[derive(Debug)]
 pub struct Runtime {
@@ -39,6 +99,7 @@ pub struct Runtime {
     by_name: HashMap<String, Arc<GroupRuntime>>,
     by_id: HashMap<i64, Arc<GroupRuntime>>,
     clients: ClientCache,
+    routes: parking_lot::RwLock<HashMap<RouteKey, Arc<RouteTable>>>,
 }
 
 impl Runtime {
@@ -83,7 +144,30 @@ impl Runtime {
             by_name,
             by_id,
             clients,
+            routes: parking_lot::RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The route table for `key`, built with `eligible` on first use. Tables are kept with the
+    /// runtime (a new snapshot starts empty), so the weighted rotation continues across requests;
+    /// empty tables are not kept.
+    pub fn route_table(
+        &self,
+        key: RouteKey,
+        eligible: impl FnMut(&GroupSnapshot) -> bool,
+    ) -> Arc<RouteTable> {
+        if let Some(t) = self.routes.read().get(&key) {
+            return t.clone();
+        }
+        let table = Arc::new(RouteTable::build(&self.snapshot, eligible));
+        if !table.is_empty() {
+            let mut routes = self.routes.write();
+            if routes.len() >= MAX_ROUTES {
+                routes.clear();
+            }
+            return routes.entry(key).or_insert(table).clone();
+        }
+        table
     }
 
     pub fn group(&self, name: &str) -> Option<&Arc<GroupRuntime>> {

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use http::request::Parts;
 use tokio::sync::OwnedSemaphorePermit;
 
+use gpt_load_common::snapshot::access::{AccessKey, Refusal};
+
 use crate::error::ProxyError;
 use crate::state::{GroupRuntime, Runtime, WorkerState};
 
@@ -25,8 +27,9 @@ pub(super) enum Step {
     Credential,
     /// The group the path names.
     Group,
-    /// The credential is a global proxy key or one of the group's (constant-time lookup by
-    /// digest); a wrong one counts toward the address's throttle.
+    /// The credential is a global proxy key, one of the group's, or an access key whose filters
+    /// allow the group (lookups by digest: timing reveals nothing of the stored keys); a wrong one
+    /// counts toward the address's throttle.
     Authorize,
     /// A slot under `MAX_CONCURRENT_REQUESTS`, held until the answer is complete.
     Permit,
@@ -49,6 +52,8 @@ pub(super) struct Admitted {
     pub query: Option<String>,
     pub group: Arc<GroupRuntime>,
     pub permit: OwnedSemaphorePermit,
+    /// The access key the caller authenticated with, if it used one.
+    pub access_key: Option<Arc<AccessKey>>,
 }
 
 /// What the chain has found so far.
@@ -63,6 +68,7 @@ struct Admission<'a> {
     query: Option<String>,
     group: Option<Arc<GroupRuntime>>,
     permit: Option<OwnedSemaphorePermit>,
+    access_key: Option<Arc<AccessKey>>,
 }
 
 /// Runs [`CHAIN`] for a request to `/proxy/{group_name}{rest}`.
@@ -85,6 +91,7 @@ pub(super) fn admit(
         query: None,
         group: None,
         permit: None,
+        access_key: None,
     };
     for step in CHAIN {
         a.apply(step)?;
@@ -95,6 +102,7 @@ pub(super) fn admit(
             query: a.query,
             group,
             permit,
+            access_key: a.access_key,
         }),
         // The chain ends with the group and the permit found, or refuses.
         _ => Err(ProxyError::NotFound),
@@ -142,16 +150,33 @@ impl Admission<'_> {
                 Ok(())
             }
             Step::Authorize => {
-                let authorized = self
-                    .group
-                    .as_ref()
-                    .is_some_and(|g| self.runtime.snapshot.authorizes(&g.group, &self.client_key));
-                if authorized {
-                    Ok(())
-                } else {
-                    self.state.0.throttle.record_failure(&self.client_ip);
-                    Err(ProxyError::Unauthorized)
+                let Some(group) = &self.group else {
+                    return Err(ProxyError::NotFound);
+                };
+                let snapshot = &self.runtime.snapshot;
+                if snapshot.authorizes(&group.group, &self.client_key) {
+                    return Ok(());
                 }
+                let Some(key) = snapshot.access_key(&self.client_key) else {
+                    self.state.0.throttle.record_failure(&self.client_ip);
+                    return Err(ProxyError::Unauthorized);
+                };
+                usable(key, &self.client_ip)?;
+                let g = &group.group;
+                if !key.allows_group(g.id()) {
+                    return Err(ProxyError::Forbidden(format!(
+                        "this access key may not use group '{}'",
+                        g.name()
+                    )));
+                }
+                if !key.allows_protocol(g.def.channel_type) {
+                    return Err(ProxyError::Forbidden(format!(
+                        "this access key may not use the {} protocol",
+                        g.def.channel_type.as_str()
+                    )));
+                }
+                self.access_key = Some(key.clone());
+                Ok(())
             }
             Step::Permit => {
                 let permit = self
@@ -166,6 +191,15 @@ impl Admission<'_> {
             }
         }
     }
+}
+
+/// Whether `key` may be used at all, now, from `ip`: a refusal is a 401 naming why.
+pub(super) fn usable(key: &AccessKey, ip: &str) -> Result<(), ProxyError> {
+    key.usable(chrono::Utc::now().timestamp(), ip)
+        .map_err(|r| match r {
+            Refusal::Unauthenticated(why) => ProxyError::KeyRefused(why),
+            Refusal::Forbidden(why) => ProxyError::Forbidden(why),
+        })
 }
 
 /// Whether a client path has a segment that is `.` or `..` once decoded (`%2e`, and `%2f` or

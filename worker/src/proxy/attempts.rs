@@ -22,13 +22,18 @@ use super::{outcome, respond, span};
 use crate::error::ProxyError;
 use crate::state::{GroupRuntime, Runtime, WorkerState};
 
-/// Picks the group an attempt runs in: the group itself, or an aggregate member by weight,
-/// skipping `exhausted` ones.
+/// Picks the group an attempt runs in: a native route's next candidate, the group itself, or an
+/// aggregate member by weight, skipping `exhausted` ones.
 fn pick_member<'a>(
     runtime: &'a Runtime,
-    original: &'a Arc<GroupRuntime>,
+    ctx: &'a RequestCtx,
     exhausted: &[i64],
 ) -> Option<&'a Arc<GroupRuntime>> {
+    let original = &ctx.original;
+    if let Some(table) = &ctx.routed {
+        let id = table.pick(|id| !exhausted.contains(&id) && runtime.group_by_id(id).is_some())?;
+        return runtime.group_by_id(id);
+    }
     if !original.group.is_aggregate() {
         return (!exhausted.contains(&original.group.id())).then_some(original);
     }
@@ -52,20 +57,24 @@ pub(super) async fn run(
     let mut attempt: u32 = 0;
     let mut permit = Some(permit);
     loop {
-        let Some(member) = pick_member(runtime, &ctx.original, &exhausted) else {
+        let Some(member) = pick_member(runtime, &ctx, &exhausted) else {
             return match last_failure {
-                Some(f) => f.into_response(),
+                Some(f) => f.render(ctx.shape),
                 None => ProxyError::NoKeys {
-                    message: if ctx.original.group.is_aggregate() {
+                    message: if ctx.routed.is_some() {
+                        "No group serving this model has an available key"
+                    } else if ctx.original.group.is_aggregate() {
                         "No available sub-groups"
                     } else {
                         "No active API keys available for this group"
                     },
                     retry_after: None,
                 }
-                .into_response(),
+                .render(ctx.shape),
             };
         };
+        // Aggregates and native routes have other groups to move to.
+        let has_alternatives = ctx.routed.is_some() || ctx.original.group.is_aggregate();
         let member = member.clone();
         let group_id = member.group.id();
         let unserved = |ctx: &mut RequestCtx, error: &ProxyError| {
@@ -85,17 +94,15 @@ pub(super) async fn run(
                 tracing::warn!(group = member.group.name(), error = %e, "key store unavailable");
                 let error = ProxyError::StoreUnavailable;
                 unserved(&mut ctx, &error);
-                return error.into_response();
+                return error.render(ctx.shape);
             }
             Ok(other) => {
                 exhausted.push(group_id);
-                if ctx.original.group.is_aggregate()
-                    && pick_member(runtime, &ctx.original, &exhausted).is_some()
-                {
+                if has_alternatives && pick_member(runtime, &ctx, &exhausted).is_some() {
                     continue;
                 }
                 if let Some(f) = last_failure {
-                    return f.into_response();
+                    return f.render(ctx.shape);
                 }
                 let error = match other {
                     Selection::PoolMissing => ProxyError::KeyStateMissing,
@@ -109,7 +116,7 @@ pub(super) async fn run(
                     },
                 };
                 unserved(&mut ctx, &error);
-                return error.into_response();
+                return error.render(ctx.shape);
             }
         };
         member.metrics.key_selected();
@@ -118,15 +125,13 @@ pub(super) async fn run(
         let is_last = attempt >= member.group.config.max_retries;
         let Some(upstream) = member.upstreams.pick() else {
             exhausted.push(group_id);
-            if ctx.original.group.is_aggregate()
-                && pick_member(runtime, &ctx.original, &exhausted).is_some()
-            {
+            if has_alternatives && pick_member(runtime, &ctx, &exhausted).is_some() {
                 continue;
             }
             return ProxyError::BadGateway(
                 "No upstream with a weight above 0 is configured for this group".into(),
             )
-            .into_response();
+            .render(ctx.shape);
         };
         let mut prepared = match prepare(&ctx, &member, upstream, &key.key) {
             Ok(p) => p,
@@ -141,7 +146,7 @@ pub(super) async fn run(
                 };
                 let rec = ctx.record(at, 400, &error.to_string(), RequestType::Final);
                 state.0.records.log(rec);
-                return error.into_response();
+                return error.render(ctx.shape);
             }
         };
         let upstream_addr = std::mem::take(&mut prepared.upstream_addr);
@@ -181,7 +186,13 @@ pub(super) async fn run(
             } => {
                 let message = redact(&message, &key.key.value);
                 outcome::failed(state, &member, &key, &verdict, ctx.thread).await;
-                let last = is_last || !verdict.retry_with_next_key;
+                // A native route moves on to its next group when this one's retries are spent.
+                let next_group =
+                    is_last && verdict.retry_with_next_key && ctx.routed.is_some() && {
+                        exhausted.push(group_id);
+                        pick_member(runtime, &ctx, &exhausted).is_some()
+                    };
+                let last = (is_last || !verdict.retry_with_next_key) && !next_group;
                 let kind = if last {
                     RequestType::Final
                 } else {
@@ -196,7 +207,7 @@ pub(super) async fn run(
                 state.0.records.log(rec);
                 let failed = failed.redacted(&key.key.value);
                 if last {
-                    return failed.into_response();
+                    return failed.render(ctx.shape);
                 }
                 member.metrics.retry(if failed.transport {
                     RetryReason::Transport
@@ -206,7 +217,7 @@ pub(super) async fn run(
                     RetryReason::Status
                 });
                 last_failure = Some(failed);
-                attempt += 1;
+                attempt = if next_group { 0 } else { attempt + 1 };
             }
         }
     }

@@ -1,5 +1,5 @@
-//! `ANY /proxy/{group}/{path…}`: the data plane's request path, one file per step of the
-//! architecture's hot path.
+//! `ANY /proxy/{group}/{path…}` and the native routes (`/v1/…`, `/v1beta/…`, [`native`]): the
+//! data plane's request path, one file per step of the architecture's hot path.
 //!
 //! | step | where |
 //! |---|---|
@@ -19,6 +19,7 @@
 mod admission;
 mod attempts;
 mod hop_by_hop;
+mod native;
 mod outcome;
 mod prepare;
 mod request;
@@ -37,9 +38,11 @@ use http::StatusCode;
 use tracing::Instrument;
 
 pub use crate::credential::extract_client_key;
-use crate::error::ProxyError;
+use tokio::sync::OwnedSemaphorePermit;
+
 pub use crate::error::throttled;
-use crate::state::WorkerState;
+use crate::error::{ErrorShape, ProxyError};
+use crate::state::{Runtime, WorkerState};
 use request::RequestCtx;
 use span::RunStats;
 
@@ -55,13 +58,19 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// The proxy handler.
+/// Whether `path` is the data plane's: `/proxy/{group}/…` or a native route's prefix.
+pub fn is_proxy_path(path: &str) -> bool {
+    (path.len() > "/proxy/".len() && path.starts_with("/proxy/"))
+        || path.starts_with("/v1/")
+        || path.starts_with("/v1beta/")
+}
+
 /// The proxy handler, for a request on serving thread `thread`.
 pub async fn proxy(state: WorkerState, thread: Option<ServingThread>, req: Request) -> Response {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let Some((group_name, rest)) = split_path(parts.uri.path()) else {
-        return ProxyError::NotFound.into_response();
+        return Box::pin(native_request(state, thread, parts, body, start)).await;
     };
     let runtime = state.0.runtime.load_full();
     let client_ip = crate::client_ip::client_ip(&parts, &state.0.limits.trusted_proxies);
@@ -101,6 +110,15 @@ pub async fn proxy(state: WorkerState, thread: Option<ServingThread>, req: Reque
         &parts.headers,
         &body,
     );
+    if let Some(k) = &admitted.access_key
+        && !k.allows_model(&facts.model)
+    {
+        return ProxyError::Forbidden(format!(
+            "this access key may not use model '{}'",
+            facts.model
+        ))
+        .into_response();
+    }
     let query = admitted.query;
     let mut request_path = String::with_capacity(
         7 + group_name.len() + rest.len() + query.as_ref().map_or(0, |q| q.len() + 1),
@@ -129,24 +147,117 @@ pub async fn proxy(state: WorkerState, thread: Option<ServingThread>, req: Reque
         facts,
         request_path: truncate_utf8(&request_path, 500).to_owned(),
         original,
+        routed: None,
+        shape: ErrorShape::GptLoad,
+        access_key: admitted.access_key,
         thread,
     };
+    execute(&state, &runtime, ctx, admitted.permit, start).await
+}
+
+/// Steps 4–9 for an admitted request with its body read.
+async fn execute(
+    state: &WorkerState,
+    runtime: &Runtime,
+    ctx: RequestCtx,
+    permit: OwnedSemaphorePermit,
+    start: Instant,
+) -> Response {
     let mut stats = RunStats::default();
     let original_metrics = ctx.original.metrics.clone();
     let request_span = span::request(&ctx);
     // Boxed before it is wrapped: moving the attempt loop's future copies all of it.
-    let resp = Box::pin(attempts::run(
-        &state,
-        &runtime,
-        ctx,
-        admitted.permit,
-        &mut stats,
-    ))
-    .instrument(request_span.clone())
-    .await;
+    let resp = Box::pin(attempts::run(state, runtime, ctx, permit, &mut stats))
+        .instrument(request_span.clone())
+        .await;
     let metrics = stats.metrics.as_ref().unwrap_or(&original_metrics);
     span::request_done(&request_span, metrics, &stats, &resp, start.elapsed());
     resp
+}
+
+/// A native route's request: the caller and the model choose the groups ([`native`]).
+async fn native_request(
+    state: WorkerState,
+    thread: Option<ServingThread>,
+    parts: http::request::Parts,
+    body: axum::body::Body,
+    start: Instant,
+) -> Response {
+    let path = parts.uri.path();
+    let Some(route) = native::route(&parts.method, path, &parts) else {
+        return ProxyError::NotFound.render(native::shape_for_path(path));
+    };
+    let shape = route.shape;
+    let runtime = state.0.runtime.load_full();
+    let client_ip = crate::client_ip::client_ip(&parts, &state.0.limits.trusted_proxies);
+    let (caller, query) = match native::identify(&state, &runtime, &parts, &route, &client_ip) {
+        Ok(found) => found,
+        Err(e) => return e.render(shape),
+    };
+    if route.kind != native::Kind::Model {
+        return native::model_list(&runtime, &route, &caller);
+    }
+    let Ok(permit) = state.0.limiter.clone().try_acquire_owned() else {
+        return ProxyError::Concurrency.render(shape);
+    };
+    let body = match request_body::read(&state, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(refused) => {
+            drop(permit);
+            if let Some(unread) = refused.unread {
+                unread.drain().await;
+            }
+            return refused.error.render(shape);
+        }
+    };
+    let facts = crate::channel::request_facts(
+        route.protocol,
+        path,
+        query.as_deref(),
+        &parts.headers,
+        &body,
+    );
+    let table = match native::candidates(&runtime, &route, &caller, &facts.model) {
+        Ok(t) => t,
+        Err(e) => return e.render(shape),
+    };
+    let first = table
+        .tiers
+        .first()
+        .and_then(|t| t.items().first())
+        .and_then(|id| runtime.group_by_id(*id))
+        .cloned();
+    let Some(original) = first else {
+        return ProxyError::NotFound.render(shape);
+    };
+    let mut request_path = path.to_owned();
+    if let Some(q) = &query {
+        request_path.push('?');
+        request_path.push_str(q);
+    }
+    let ctx = RequestCtx {
+        start,
+        method: parts.method.clone(),
+        rest: path.to_owned(),
+        query,
+        client_ip,
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        headers: parts.headers,
+        body,
+        facts,
+        request_path: truncate_utf8(&request_path, 500).to_owned(),
+        original,
+        routed: Some(table),
+        shape,
+        access_key: caller.access_key().cloned(),
+        thread,
+    };
+    execute(&state, &runtime, ctx, permit, start).await
 }
 
 #[cfg(test)]

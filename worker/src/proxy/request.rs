@@ -11,8 +11,11 @@ use gpt_load_common::serving_thread::ServingThread;
 use http::Method;
 use http::header::HeaderMap;
 
+use gpt_load_common::snapshot::access::AccessKey;
+
 use crate::channel::RequestFacts;
-use crate::state::GroupRuntime;
+use crate::error::ErrorShape;
+use crate::state::{GroupRuntime, RouteTable};
 
 /// What stays the same across attempts.
 pub(super) struct RequestCtx {
@@ -29,8 +32,19 @@ pub(super) struct RequestCtx {
     /// What the log shows as the request's path (cut to 500 bytes).
     pub request_path: String,
     pub user_agent: String,
-    /// The group the client named (an aggregate's attempts run in its members).
+    /// The group the client named (an aggregate's attempts run in its members); on a native
+    /// route, the first candidate.
     pub original: Arc<GroupRuntime>,
+    /// A native route's candidate groups (then `original` is only the first of them).
+    pub routed: Option<Arc<RouteTable>>,
+    /// The error shape of the caller's protocol.
+    pub shape: ErrorShape,
+    /// The access key the caller authenticated with, if it used one.
+    #[expect(
+        dead_code,
+        reason = "the request log gains access-key columns with the master's schema change"
+    )]
+    pub access_key: Option<Arc<AccessKey>>,
     /// The serving thread the request runs on (none when called outside the serving loop), for
     /// the per-thread upstream pools and Redis clients.
     pub thread: Option<ServingThread>,

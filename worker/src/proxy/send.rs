@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use super::prepare::Prepared;
 use super::request::RequestCtx;
 use crate::decompress::decompress;
-use crate::error::ProxyError;
+use crate::error::{ErrorShape, ProxyError};
 use crate::failure::{self, Verdict};
 use crate::state::GroupRuntime;
 
@@ -37,15 +37,16 @@ impl Failed {
         }
     }
 
-    /// The answer to the client: the upstream's own JSON error as sent, else GPT-Load's shape.
-    pub fn into_response(self) -> Response {
+    /// The answer to the client: the upstream's own JSON error as sent, else the proxy's error
+    /// in `shape`.
+    pub fn render(self, shape: ErrorShape) -> Response {
         let text = || String::from_utf8_lossy(&self.body).into_owned();
         if self.transport {
             return ProxyError::Upstream {
                 status: self.status,
                 message: text(),
             }
-            .into_response();
+            .render(shape);
         }
         let is_json_object =
             serde_json::from_slice::<serde_json::Value>(&self.body).is_ok_and(|v| v.is_object());
@@ -54,7 +55,7 @@ impl Failed {
                 status: self.status,
                 message: text(),
             }
-            .into_response();
+            .render(shape);
         }
         let retry_after = self.headers.get(http::header::RETRY_AFTER).cloned();
         let mut r = Response::new(Body::from(self.body));

@@ -29,7 +29,8 @@ use gpt_load_common::keystore::{
 };
 use gpt_load_common::log_record::{Record, RequestLogRecord, record_queue};
 use gpt_load_common::model::{ChannelType, GroupType, KeyStatus, SystemSettings, Upstream};
-use gpt_load_common::snapshot::{ConfigSnapshot, GroupDef, SubGroupRef};
+use gpt_load_common::snapshot::access::AccessKeyDef;
+use gpt_load_common::snapshot::{ConfigSnapshot, GroupDef, SubGroupRef, digest};
 use gpt_load_integration_tests::mock_upstream::MockUpstream;
 use gpt_load_worker::{ProxyLimits, WorkerState};
 use http::{HeaderMap, Method, StatusCode};
@@ -125,9 +126,47 @@ impl GroupSpec {
 pub struct HarnessBuilder {
     groups: Vec<GroupSpec>,
     limits: ProxyLimits,
+    access_keys: Vec<AccessKeyDef>,
+}
+
+/// An access key definition for `key` with no restriction (edit the fields to restrict it).
+pub fn access_key(id: i64, key: &str) -> AccessKeyDef {
+    AccessKeyDef {
+        id,
+        name: format!("key-{id}"),
+        digest: digest(key),
+        enabled: true,
+        expires_at: None,
+        allowed_ips: Vec::new(),
+        groups: Vec::new(),
+        models: Vec::new(),
+        protocols: Vec::new(),
+    }
+}
+
+impl GroupSpec {
+    /// The models the group serves on the native routes.
+    pub fn models<const N: usize>(self, models: [&str; N]) -> Self {
+        let models: Vec<String> = models.iter().map(|m| (*m).to_owned()).collect();
+        self.with(move |d| d.models = models)
+    }
+
+    /// The group's tier and weight on the native routes.
+    pub fn tier(self, priority: i64, weight: i64) -> Self {
+        self.with(move |d| {
+            d.priority = priority;
+            d.weight = weight;
+        })
+    }
 }
 
 impl HarnessBuilder {
+    /// An access key in the snapshot.
+    pub fn access_key(mut self, def: AccessKeyDef) -> Self {
+        self.access_keys.push(def);
+        self
+    }
+
     pub fn group(mut self, spec: GroupSpec) -> Self {
         self.groups.push(spec);
         self
@@ -220,7 +259,8 @@ impl HarnessBuilder {
             defs.push(def);
         }
         let (settings, _) = SystemSettings::from_rows([("proxy_keys", GLOBAL_KEY)]);
-        let snapshot = Arc::new(ConfigSnapshot::new(1, settings, defs));
+        let snapshot =
+            Arc::new(ConfigSnapshot::new(1, settings, defs).with_access_keys(self.access_keys));
         let (records, rx) = record_queue(4096);
         let state = WorkerState::new(
             snapshot,

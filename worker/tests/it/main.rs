@@ -15,6 +15,7 @@
 mod auth;
 mod channels;
 mod harness;
+mod native;
 mod relay;
 mod retry;
 mod rules;
