@@ -79,9 +79,13 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::RowNotFound => DbError::NotFound,
             sqlx::Error::Database(d) => {
                 let code = d.code().unwrap_or_default();
-                // PostgreSQL 23505, MySQL 1062, SQLite 2067/1555 (UNIQUE / PRIMARY KEY).
+                // PostgreSQL 23505, MySQL error 1062 (its code is the SQLSTATE class 23000,
+                // shared with other constraint failures), SQLite 2067/1555 (UNIQUE / PRIMARY KEY).
+                let mysql_duplicate = d
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|m| m.number() == 1062);
                 if code == "23505"
-                    || code == "1062"
+                    || mysql_duplicate
                     || code == "2067"
                     || code == "1555"
                     || d.message()
