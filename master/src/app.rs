@@ -16,7 +16,6 @@ use gpt_load_common::keystore::{AnyKeyStore, KeyStore, MemoryKeyStore, RedisKeyS
 use gpt_load_common::log_record::{Record, record_queue};
 use gpt_load_common::model::SETTING_DEFS;
 use gpt_load_common::redis::RedisKeys;
-use gpt_load_common::snapshot::ConfigSnapshot;
 use gpt_load_worker::{ProxyLimits, WorkerState};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -137,11 +136,11 @@ impl App {
         let db = open_database(&cfg, &cipher).await?;
         seed_settings(&db, &cfg).await?;
 
-        let (settings_now, groups) = snapshot::load(&db)
+        let parts = snapshot::load(&db, &cipher)
             .await
             .map_err(|e| InitError::Database(e.to_string()))?;
-        let group_ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
-        let initial = Arc::new(ConfigSnapshot::new(0, settings_now, groups));
+        let group_ids: Vec<i64> = parts.groups.iter().map(|g| g.id).collect();
+        let initial = Arc::new(parts.into_snapshot(0));
         let redis = match &cfg.redis_dsn {
             Some(dsn) => {
                 let client = gpt_load_common::redis::connect(dsn.expose())

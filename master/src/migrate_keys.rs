@@ -1,11 +1,13 @@
 //! `gpt-load migrate-keys`: offline re-encryption of `api_keys` (spec §2.4) — and, unlike GPT-Load,
-//! of the keys in `request_logs`, so old logs stay readable and searchable after a rotation.
+//! of gpt-load's `access_keys` and of the keys in `request_logs`, so access keys keep working and
+//! old logs stay readable and searchable after a rotation. Every stored key is decrypted before
+//! anything is written: a key the `--from` password cannot open stops the run with nothing changed.
 
 use gpt_load_common::config::StaticConfig;
 use gpt_load_common::crypto::{KeyCipher, sha256_hex};
 
 use crate::app::open_database;
-use crate::db::repo::keys;
+use crate::db::repo::{access_keys, keys};
 use crate::db::{Db, DbI64};
 use crate::with_pool;
 
@@ -41,15 +43,32 @@ pub async fn run(
         after = last.id;
         all.extend(page);
     }
+    let mut access = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = access_keys::page_after(&db, after, 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        access.extend(page);
+    }
     if from.is_none() {
-        let sample: Vec<_> = all
+        let sample: Vec<(&str, &str)> = all
             .iter()
             .filter(|k| !k.key_hash.is_empty())
             .take(20)
+            .map(|k| (k.key_value.as_str(), k.key_hash.as_str()))
+            .chain(
+                access
+                    .iter()
+                    .take(20)
+                    .map(|(_, v, h)| (v.as_str(), h.as_str())),
+            )
             .collect();
         let plain = sample
             .iter()
-            .filter(|k| sha256_hex(&k.key_value) == k.key_hash)
+            .filter(|(value, hash)| sha256_hex(value) == *hash)
             .count();
         if !sample.is_empty() && plain == 0 {
             return Err("keys already look encrypted: use --from OLD to rotate".into());
@@ -68,7 +87,17 @@ pub async fn run(
         })?;
         rows.push((k.id, new.encrypt(&plain), new.hash(&plain)));
     }
+    let mut access_rows = Vec::with_capacity(access.len());
+    for (id, stored, _) in &access {
+        let plain = old.decrypt(stored).map_err(|e| {
+            format!("access key id {id} cannot be decrypted with the --from key: {e}")
+        })?;
+        access_rows.push((*id, new.encrypt(&plain), new.hash(&plain)));
+    }
     keys::rewrite_values(&db, &rows)
+        .await
+        .map_err(|e| e.to_string())?;
+    access_keys::rewrite_values(&db, &access_rows)
         .await
         .map_err(|e| e.to_string())?;
     let logs = reencrypt_logs(&db, &old, &new)
@@ -76,8 +105,9 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     db.close().await;
     Ok(format!(
-        "re-encrypted {} keys and {logs} request-log entries",
-        rows.len()
+        "re-encrypted {} keys, {} access keys and {logs} request-log entries",
+        rows.len(),
+        access_rows.len()
     ))
 }
 

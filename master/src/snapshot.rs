@@ -1,4 +1,4 @@
-//! Building the config snapshot from the database and publishing it: to the embedded data plane at
+//! Building the config snapshot from the database (settings, groups, access keys) and publishing it: to the embedded data plane at
 //! once (read-your-writes: a change is live before its API response returns) and to the control
 //! plane's watchers.
 
@@ -6,16 +6,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use gpt_load_common::crypto::KeyCipher;
 use gpt_load_common::model::{
     ChannelType, GroupType, HeaderRule, SystemSettings, Upstream, split_proxy_keys,
 };
-use gpt_load_common::snapshot::{ConfigSnapshot, GroupDef, SubGroupRef};
+use gpt_load_common::snapshot::access::AccessKeyDef;
+use gpt_load_common::snapshot::{ConfigSnapshot, GroupDef, SubGroupRef, digest};
 use gpt_load_worker::WorkerState;
 use tokio::sync::watch;
 
+use crate::db::repo::access_keys::AccessKeyRecord;
 use crate::db::repo::groups::GroupRecord;
-use crate::db::repo::{groups, settings};
+use crate::db::repo::{access_keys, groups, settings};
 use crate::db::{Db, DbResult};
+use crate::service::access_keys::{stored_filters, stored_ips};
+use crate::service::groups::stored_models;
 
 /// Parses a stored group into its snapshot definition; `None` for an unknown channel type.
 pub fn group_def(g: &GroupRecord, sub_groups: Vec<SubGroupRef>) -> Option<GroupDef> {
@@ -62,14 +67,70 @@ pub fn group_def(g: &GroupRecord, sub_groups: Vec<SubGroupRef>) -> Option<GroupD
         proxy_keys: split_proxy_keys(&g.proxy_keys),
         config: parse_json(&g.config),
         sub_groups,
-        models: Vec::new(),
-        priority: 0,
-        weight: 1,
+        models: stored_models(g.models.as_deref()),
+        priority: g.priority,
+        weight: g.weight.max(0),
     })
 }
 
-/// Loads settings and groups.
-pub async fn load(db: &Db) -> DbResult<(SystemSettings, Vec<GroupDef>)> {
+/// A stored access key as the data plane sees it: the SHA-256 digest of the decrypted key, never
+/// the key. `None` when the key cannot be decrypted (a wrong `ENCRYPTION_KEY`): it is left out,
+/// so it answers 401. Filters or addresses that cannot be read disable the key instead of
+/// lifting its restrictions.
+pub fn access_key_def(k: &AccessKeyRecord, cipher: &KeyCipher) -> Option<AccessKeyDef> {
+    let Ok(plain) = cipher.decrypt(&k.key_value) else {
+        tracing::warn!(
+            access_key_id = k.id,
+            "skipping an access key that cannot be decrypted (is ENCRYPTION_KEY the one it was stored with?)"
+        );
+        return None;
+    };
+    let filters = stored_filters(k.filters.as_deref());
+    let protocols: Option<Vec<ChannelType>> = filters.as_ref().and_then(|f| {
+        f.protocols
+            .iter()
+            .map(|p| ChannelType::parse(p))
+            .collect::<Option<Vec<_>>>()
+    });
+    let allowed_ips = stored_ips(k.allowed_ips.as_deref());
+    let readable = protocols.is_some() && allowed_ips.is_some();
+    if !readable {
+        tracing::warn!(
+            access_key_id = k.id,
+            "disabling an access key whose stored filters or addresses cannot be read"
+        );
+    }
+    let filters = filters.unwrap_or_default();
+    Some(AccessKeyDef {
+        id: k.id,
+        name: k.name.clone(),
+        digest: digest(&plain),
+        enabled: readable && k.status == "active",
+        expires_at: k.expires_at.map(|t| t.timestamp()),
+        allowed_ips: allowed_ips.unwrap_or_default(),
+        groups: filters.groups,
+        models: filters.models,
+        protocols: protocols.unwrap_or_default(),
+    })
+}
+
+/// What a snapshot is built from, as stored.
+#[derive(Debug)]
+pub struct SnapshotParts {
+    pub settings: SystemSettings,
+    pub groups: Vec<GroupDef>,
+    pub access_keys: Vec<AccessKeyDef>,
+}
+
+impl SnapshotParts {
+    /// The snapshot at `version`.
+    pub fn into_snapshot(self, version: u64) -> ConfigSnapshot {
+        ConfigSnapshot::new(version, self.settings, self.groups).with_access_keys(self.access_keys)
+    }
+}
+
+/// Loads settings, groups and access keys (decrypted with `cipher` to compute their digests).
+pub async fn load(db: &Db, cipher: &KeyCipher) -> DbResult<SnapshotParts> {
     let rows = settings::list(db).await?;
     let (settings, skipped) = SystemSettings::from_rows(
         rows.iter()
@@ -96,7 +157,16 @@ pub async fn load(db: &Db) -> DbResult<(SystemSettings, Vec<GroupDef>)> {
             }
         }
     }
-    Ok((settings, defs))
+    let access_keys = access_keys::list(db)
+        .await?
+        .iter()
+        .filter_map(|k| access_key_def(k, cipher))
+        .collect();
+    Ok(SnapshotParts {
+        settings,
+        groups: defs,
+        access_keys,
+    })
 }
 
 /// Publishes new snapshots with increasing versions.
@@ -134,10 +204,15 @@ impl SnapshotPublisher {
     }
 
     /// Rebuilds from the database and publishes to `worker` and every watcher.
-    pub async fn rebuild(&self, db: &Db, worker: &WorkerState) -> DbResult<Arc<ConfigSnapshot>> {
+    pub async fn rebuild(
+        &self,
+        db: &Db,
+        cipher: &KeyCipher,
+        worker: &WorkerState,
+    ) -> DbResult<Arc<ConfigSnapshot>> {
         let _g = self.rebuild.lock().await;
-        let (settings, groups) = load(db).await?;
-        let snap = Arc::new(ConfigSnapshot::new(self.next_version(), settings, groups));
+        let parts = load(db, cipher).await?;
+        let snap = Arc::new(parts.into_snapshot(self.next_version()));
         worker.publish(snap.clone());
         self.tx.send_replace(snap.clone());
         Ok(snap)

@@ -71,7 +71,10 @@ impl AppState {
     /// Rebuilds and publishes the config snapshot after a change (to the embedded data plane, the
     /// gRPC watchers and, in a cluster, Redis for workers that start while the master is away).
     pub async fn publish(&self) -> Result<(), crate::db::DbError> {
-        let snap = self.publisher.rebuild(&self.db, &self.worker).await?;
+        let snap = self
+            .publisher
+            .rebuild(&self.db, &self.cipher, &self.worker)
+            .await?;
         if let Some(r) = &self.redis {
             use fred::prelude::KeysInterface;
             use prost::Message;

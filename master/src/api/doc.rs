@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{dashboard, groups, keys, logs, schema, settings, system};
+use super::{access_keys, dashboard, groups, keys, logs, schema, settings, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,10 @@ use super::{dashboard, groups, keys, logs, schema, settings, system};
         logs::export,
         settings::get,
         settings::update,
+        access_keys::list,
+        access_keys::create,
+        access_keys::update,
+        access_keys::delete,
     ),
     components(schemas(schema::ErrorResponse, schema::MessageResponse, settings::SettingsUpdate)),
     modifiers(&CommonAnswers)

@@ -5,6 +5,7 @@
 //! validate input, call services and repositories, and shape GPT-Load's responses. Every request
 //! and response body is a type (serde), and `doc` generates the OpenAPI document from them.
 
+pub mod access_keys;
 pub mod dashboard;
 pub mod doc;
 pub mod groups;
@@ -164,6 +165,14 @@ pub fn router(state: AppState) -> Router {
         .route("/logs", get(logs::list))
         .route("/logs/export", get(logs::export))
         .route("/settings", get(settings::get).put(settings::update))
+        .route(
+            "/access-keys",
+            get(access_keys::list).post(access_keys::create),
+        )
+        .route(
+            "/access-keys/{id}",
+            put(access_keys::update).delete(access_keys::delete),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let api = Router::new()
         .route("/auth/login", post(system::login))

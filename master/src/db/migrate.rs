@@ -2,6 +2,9 @@
 //! migrations so a database written by any GPT-Load 1.x release converges on the current layout
 //! (GORM's AutoMigrate adds missing columns; we do the same, then drop legacy indexes and the old
 //! `retries` column, and back-fill missing key hashes — correctly, with the configured cipher).
+//!
+//! What gpt-load adds for its own features is additive only — new tables, nullable or defaulted
+//! columns — so the database keeps opening, and being written, in GPT-Load 1.x.
 
 use gpt_load_common::crypto::KeyCipher;
 use sqlx::migrate::Migrator;
@@ -36,7 +39,8 @@ const fn col(
     }
 }
 
-/// Columns added over GPT-Load's 1.x history (older databases may lack them).
+/// Columns added over GPT-Load's 1.x history (older databases may lack them), then gpt-load's own
+/// additions to GPT-Load's tables. gpt-load's own tables come from the embedded migrations.
 const LATER_COLUMNS: &[Column] = &[
     col(
         "groups",
@@ -178,6 +182,23 @@ const LATER_COLUMNS: &[Column] = &[
         "boolean NOT NULL DEFAULT false",
     ),
     col("request_logs", "request_body", "text", "text", "text"),
+    // gpt-load's own: routing by model on the native routes (issue 19). Nullable or defaulted, so
+    // GPT-Load 1.x keeps inserting groups without naming them (and GORM leaves unknown columns be).
+    col("groups", "models", "text", "text", "text"),
+    col(
+        "groups",
+        "priority",
+        "integer DEFAULT 0",
+        "bigint DEFAULT 0",
+        "bigint DEFAULT 0",
+    ),
+    col(
+        "groups",
+        "weight",
+        "integer DEFAULT 1",
+        "bigint DEFAULT 1",
+        "bigint DEFAULT 1",
+    ),
 ];
 
 /// Applies migrations and GPT-Load's data fixes. Safe to run on every start.

@@ -50,6 +50,16 @@ pub struct GroupRequest {
     #[schema(value_type = Option<doc::GroupConfig>)]
     pub config: Option<Map<String, Value>>,
     pub header_rules: Option<Vec<HeaderRuleInput>>,
+    /// Models the group serves on the native routes (`/v1/…`): names or glob patterns (`*`, `?`),
+    /// each 1–200 characters. Empty (the default): reachable only through `/proxy/{name}`.
+    pub models: Option<Vec<String>>,
+    /// Routing tier on the native routes: lower is tried first (default 0).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub priority: Option<i64>,
+    /// Share of the group within its tier on the native routes, 0–1000 (default 1).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0, maximum = 1000)]
+    pub weight: Option<i64>,
 }
 
 /// A header rule as written: blank keys are dropped, keys are canonicalised.
@@ -252,6 +262,32 @@ pub fn validate_header_rules(rules: &[HeaderRuleInput]) -> Result<String, Servic
     serde_json::to_string(&out).map_err(|_| ServiceError::Internal)
 }
 
+/// Longest model name or pattern, in characters.
+pub const MAX_MODEL_CHARS: usize = 200;
+/// Largest routing weight of a group (as for aggregate members: sums of weights stay small).
+pub const MAX_ROUTING_WEIGHT: i64 = 1000;
+
+/// Model names or glob patterns: trimmed, each 1–200 characters, duplicates dropped (order kept).
+/// The error says what is wrong, for a message naming the field.
+pub fn validate_models(models: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(models.len());
+    for m in models {
+        let m = m.trim();
+        if m.is_empty() {
+            return Err("a model name or pattern cannot be empty".to_owned());
+        }
+        if m.chars().count() > MAX_MODEL_CHARS {
+            return Err(format!(
+                "a model name or pattern has at most {MAX_MODEL_CHARS} characters"
+            ));
+        }
+        if !out.iter().any(|o| o == m) {
+            out.push(m.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// Model redirect rules: non-empty source and target names.
 pub fn validate_redirect_rules(raw: &BTreeMap<String, String>) -> Result<String, ServiceError> {
     let mut out = BTreeMap::new();
@@ -319,7 +355,34 @@ fn apply_common(
     if let Some(p) = &r.param_overrides {
         g.param_overrides = Some(Value::Object(p.clone()).to_string());
     }
+    if let Some(m) = &r.models {
+        let models = validate_models(m).map_err(|e| field("models", &e))?;
+        g.models = Some(serde_json::to_string(&models).map_err(|_| ServiceError::Internal)?);
+    }
+    if let Some(p) = r.priority {
+        g.priority = p;
+    }
+    if let Some(w) = r.weight {
+        if !(0..=MAX_ROUTING_WEIGHT).contains(&w) {
+            return Err(field("weight", "an integer from 0 to 1000"));
+        }
+        g.weight = w;
+    }
     Ok(())
+}
+
+/// A value of `name` breaks a rule; `error` says which.
+fn field(name: &str, error: &str) -> ServiceError {
+    ServiceError::invalid_with(
+        "validation.invalid_field",
+        &[("field", name), ("error", error)],
+    )
+}
+
+/// The stored model list (none when it is unset or cannot be read).
+pub fn stored_models(raw: Option<&str>) -> Vec<String> {
+    raw.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
 }
 
 /// Builds a new group from a create request.
@@ -354,6 +417,9 @@ pub fn from_create(r: &GroupRequest, policy: UpstreamPolicy) -> Result<GroupReco
         last_validated_at: None,
         created_at: None,
         updated_at: None,
+        models: Some("[]".into()),
+        priority: 0,
+        weight: 1,
     };
     let aggregate = group_type == GroupType::Aggregate;
     if aggregate {
@@ -498,6 +564,13 @@ pub struct GroupResponse {
     pub header_rules: Value,
     /// Comma-separated group proxy keys.
     pub proxy_keys: String,
+    /// Models (names or glob patterns) served on the native routes; empty: reachable only
+    /// through `/proxy/{name}`.
+    pub models: Vec<String>,
+    /// Routing tier on the native routes: lower is tried first.
+    pub priority: i64,
+    /// Share within the tier on the native routes.
+    pub weight: i64,
     pub last_validated_at: Option<String>,
     /// RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown.
     pub created_at: String,
@@ -547,6 +620,9 @@ pub fn response(g: &GroupRecord, app_url: &str) -> GroupResponse {
         config: json_or_null(&g.config),
         header_rules: json_or_null(&g.header_rules),
         proxy_keys: g.proxy_keys.clone(),
+        models: stored_models(g.models.as_deref()),
+        priority: g.priority,
+        weight: g.weight,
         last_validated_at: go_time_opt(g.last_validated_at),
         created_at: go_time_or_zero(g.created_at),
         updated_at: go_time_or_zero(g.updated_at),
@@ -668,6 +744,47 @@ mod tests {
             (agg.test_model.as_str(), agg.upstreams.as_deref()),
             ("-", Some("[]"))
         );
+    }
+
+    #[test]
+    fn routing_fields_default_validate_and_update() {
+        let base = json!({"name":"g1","channel_type":"openai","test_model":"m","upstreams":[{"url":"http://a","weight":1}]});
+        let g = from_create(&obj(base.clone()), UpstreamPolicy::default()).unwrap();
+        assert_eq!(
+            (g.models.as_deref(), g.priority, g.weight),
+            (Some("[]"), 0, 1)
+        );
+        let mut body = base.clone();
+        body["models"] = json!([" gpt-4o ", "gpt-4o", "claude-*"]);
+        body["priority"] = json!(-2);
+        body["weight"] = json!(5.0);
+        let mut g = from_create(&obj(body), UpstreamPolicy::default()).unwrap();
+        assert_eq!(g.models.as_deref(), Some(r#"["gpt-4o","claude-*"]"#));
+        assert_eq!((g.priority, g.weight), (-2, 5));
+        let r = response(&g, "");
+        assert_eq!((r.models.len(), r.priority, r.weight), (2, -2, 5));
+        apply_update(
+            &mut g,
+            &obj(json!({"weight": 0})),
+            0,
+            UpstreamPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!((g.weight, g.priority), (0, -2));
+        for (field, value, needle) in [
+            ("models", json!([""]), "models"),
+            ("models", json!(["m".repeat(201)]), "models"),
+            ("weight", json!(-1), "weight"),
+            ("weight", json!(1001), "weight"),
+        ] {
+            let mut body = base.clone();
+            body[field] = value;
+            let text =
+                invalid_text(from_create(&obj(body), UpstreamPolicy::default()).unwrap_err());
+            assert!(text.contains(needle), "{text}");
+        }
+        assert!(stored_models(Some("not json")).is_empty());
+        assert!(stored_models(None).is_empty());
     }
 
     #[test]

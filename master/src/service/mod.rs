@@ -1,5 +1,6 @@
-//! Business rules of the admin API: groups, keys, settings, tasks, validation.
+//! Business rules of the admin API: groups, keys, access keys, settings, tasks, validation.
 
+pub mod access_keys;
 pub mod error;
 pub mod groups;
 pub mod keys;

@@ -1,6 +1,8 @@
-//! The admin router on a SQLite database of the test's own.
+//! The admin router on a SQLite database of the test's own (or on a PostgreSQL or MariaDB
+//! database of the test's own, created on this machine's servers by [`ServerDb`]).
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use axum::Router;
 use axum::body::Body;
@@ -37,11 +39,29 @@ pub struct Answer {
     pub json: Value,
 }
 
+/// The configuration of a master whose SQLite file is in `dir`, with `env` on top of the defaults
+/// (a `DATABASE_DSN` there points it elsewhere).
+pub fn config(dir: &Path, port: u16, env: &[(&str, &str)]) -> StaticConfig {
+    let db = dir.join("gpt-load.db");
+    let mut vars = vec![
+        ("AUTH_KEY".to_owned(), ADMIN_KEY.to_owned()),
+        ("DATABASE_DSN".to_owned(), db.display().to_string()),
+        ("HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("PORT".to_owned(), port.to_string()),
+        ("TZ".to_owned(), "UTC".to_owned()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    StaticConfig::load(&MapEnv::new(vars)).unwrap()
+}
+
 impl Admin {
     /// A master on a fresh SQLite file, with `env` on top of the defaults.
     pub async fn start(env: &[(&str, &str)]) -> Admin {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("gpt-load.db");
+        Self::start_in(tempfile::tempdir().unwrap(), env).await
+    }
+
+    /// A master on the SQLite file in `dir` (kept or created), with `env` on top of the defaults.
+    pub async fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Admin {
         // `App::build` binds its port (nothing is served on it): a free one, again if taken.
         let mut tries = 0;
         let app = loop {
@@ -49,15 +69,7 @@ impl Admin {
                 .and_then(|l| l.local_addr())
                 .unwrap()
                 .port();
-            let mut vars = vec![
-                ("AUTH_KEY".to_owned(), ADMIN_KEY.to_owned()),
-                ("DATABASE_DSN".to_owned(), db.display().to_string()),
-                ("HOST".to_owned(), "127.0.0.1".to_owned()),
-                ("PORT".to_owned(), port.to_string()),
-                ("TZ".to_owned(), "UTC".to_owned()),
-            ];
-            vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-            let cfg = StaticConfig::load(&MapEnv::new(vars)).unwrap();
+            let cfg = config(dir.path(), port, env);
             match App::build(cfg).await {
                 Ok(app) => break app,
                 Err(e) if tries < 5 => {
@@ -139,11 +151,87 @@ impl Admin {
         a.json["data"]["id"].as_i64().unwrap()
     }
 
+    /// Closes the database (and the request-log writer); the directory, with the SQLite file.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.state.log_writer.close().await;
+        self.state.db.close().await;
+        self.dir
+    }
+
     /// A pool on the database file, for checks of what is stored.
     pub async fn db(&self) -> sqlx::SqlitePool {
         let path = self.dir.path().join("gpt-load.db");
         sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap()
+    }
+}
+
+/// A server database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Postgres,
+    MariaDb,
+}
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const MARIADB_ADMIN: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+/// A database of the test's own on this machine's PostgreSQL (127.0.0.1:5432, user `postgres`)
+/// or MariaDB (127.0.0.1:3306, user `root`); [`ServerDb::drop_db`] removes it.
+pub struct ServerDb {
+    pub server: Server,
+    /// What `DATABASE_DSN` takes.
+    pub dsn: String,
+    name: String,
+}
+
+impl ServerDb {
+    pub async fn create(server: Server) -> ServerDb {
+        use sqlx::Connection;
+        let name = format!("gl_it_{}", uuid::Uuid::new_v4().simple());
+        let dsn = match server {
+            Server::Postgres => {
+                let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                format!("postgres://postgres@127.0.0.1:5432/{name}")
+            }
+            Server::MariaDb => {
+                let mut c = sqlx::MySqlConnection::connect(MARIADB_ADMIN).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                format!("mysql://root@127.0.0.1:3306/{name}")
+            }
+        };
+        ServerDb { server, dsn, name }
+    }
+
+    /// Drops the database (closing whatever is still connected to it).
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        match self.server {
+            Server::Postgres => {
+                let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
+                sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            }
+            Server::MariaDb => {
+                let mut c = sqlx::MySqlConnection::connect(MARIADB_ADMIN).await.unwrap();
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {}", self.name))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! In-process tests of the admin API: the master's router built by `App::build` on a SQLite file
-//! of the test's own, called with `oneshot` — no process, no port in use. What needs processes
-//! (start-up, the cluster, PostgreSQL and MariaDB lifecycles, shutdown) stays in
-//! `integration-tests/`.
+//! of the test's own (or a PostgreSQL / MariaDB database of its own), called with `oneshot` — no
+//! process, no port in use; and the schema migrations and `migrate-keys` run in process. What
+//! needs processes (start-up, the cluster, the PostgreSQL and MariaDB lifecycles of the binary,
+//! shutdown) stays in `integration-tests/`.
 
 #![expect(
     clippy::unwrap_used,
@@ -9,5 +10,8 @@
     reason = "test code: a failed step should abort the test with its value"
 )]
 
+mod access_keys;
 mod api;
 mod harness;
+mod migrate_keys;
+mod migrations;

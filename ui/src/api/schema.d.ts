@@ -4,6 +4,42 @@
  */
 
 export interface paths {
+    "/api/access-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All access keys, oldest first (keys masked) */
+        get: operations["listAccessKeys"];
+        put?: never;
+        /** Create an access key (the answer is the only one that shows the whole key) */
+        post: operations["createAccessKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/access-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Update an access key (absent fields keep their value) */
+        put: operations["updateAccessKey"];
+        post?: never;
+        /** Delete an access key */
+        delete: operations["deleteAccessKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -607,6 +643,76 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description An access key as the API shows it. */
+        AccessKey: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            /**
+             * @description Masked (`sk-gl-abcd…wxyz`), except in the answer to the key's creation: the only time the
+             *     whole key is shown.
+             */
+            key: string;
+            status: components["schemas"]["AccessKeyStatus"];
+            filters: components["schemas"]["AccessKeyFilters"];
+            /** @description RFC 3339; `null`: never expires. */
+            expires_at?: string | null;
+            /** @description Addresses or CIDRs the key may be used from; empty: any. */
+            allowed_ips: string[];
+            /** @description RFC 3339 (local offset). */
+            created_at: string;
+            /** @description RFC 3339 (local offset); `null`: never used. */
+            last_used_at?: string | null;
+            /** Format: int64 */
+            request_count: number;
+        };
+        /** @description A new access key. */
+        AccessKeyCreate: {
+            /** @description 1–255 characters. */
+            name?: string | null;
+            /**
+             * @description The key, 16–4096 bytes without whitespace; absent or empty: generated as `sk-gl-` and 40
+             *     random letters and digits.
+             */
+            key?: string | null;
+            status?: null | components["schemas"]["AccessKeyStatus"];
+            filters?: null | components["schemas"]["AccessKeyFilters"];
+            /**
+             * Format: date-time
+             * @description RFC 3339; absent or `null`: never expires.
+             */
+            expires_at?: string | null;
+            /** @description Addresses or CIDRs the key may be used from; empty: any. */
+            allowed_ips?: string[] | null;
+        };
+        /** @description What an access key may reach. An empty list restricts nothing. */
+        AccessKeyFilters: {
+            /** @description Ids of the groups the key may use. */
+            groups?: number[];
+            /** @description Model names or glob patterns (`*`, `?`) the key may ask for. */
+            models?: string[];
+            /** @description Protocols the key may speak. */
+            protocols?: components["schemas"]["ChannelType"][];
+        };
+        /**
+         * @description `active` (usable) or `disabled` (refused with 401, kept in the snapshot).
+         * @enum {string}
+         */
+        AccessKeyStatus: "active" | "disabled";
+        /** @description Changes to an access key; an absent field keeps its value. The key itself cannot change. */
+        AccessKeyUpdate: {
+            /** @description 1–255 characters. */
+            name?: string | null;
+            status?: null | components["schemas"]["AccessKeyStatus"];
+            filters?: null | components["schemas"]["AccessKeyFilters"];
+            /**
+             * Format: date-time
+             * @description RFC 3339, or `null` to never expire.
+             */
+            expires_at?: string | null;
+            /** @description Addresses or CIDRs the key may be used from; empty: any. */
+            allowed_ips?: string[] | null;
+        };
         AddResult: {
             added_count: number;
             ignored_count: number;
@@ -667,6 +773,39 @@ export interface components {
             /** @description Empty, `data_not_encrypted`, `key_not_configured` or `key_mismatch`. */
             scenario_type: string;
             suggestion: string;
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_AccessKey: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description An access key as the API shows it. */
+            data: {
+                /** Format: int64 */
+                id: number;
+                name: string;
+                /**
+                 * @description Masked (`sk-gl-abcd…wxyz`), except in the answer to the key's creation: the only time the
+                 *     whole key is shown.
+                 */
+                key: string;
+                status: components["schemas"]["AccessKeyStatus"];
+                filters: components["schemas"]["AccessKeyFilters"];
+                /** @description RFC 3339; `null`: never expires. */
+                expires_at?: string | null;
+                /** @description Addresses or CIDRs the key may be used from; empty: any. */
+                allowed_ips: string[];
+                /** @description RFC 3339 (local offset). */
+                created_at: string;
+                /** @description RFC 3339 (local offset); `null`: never used. */
+                last_used_at?: string | null;
+                /** Format: int64 */
+                request_count: number;
+            };
         };
         /** @description GPT-Load's success envelope. */
         Envelope_AddResult: {
@@ -803,6 +942,21 @@ export interface components {
                 header_rules?: components["schemas"]["HeaderRule"][] | null;
                 /** @description Comma-separated group proxy keys. */
                 proxy_keys: string;
+                /**
+                 * @description Models (names or glob patterns) served on the native routes; empty: reachable only
+                 *     through `/proxy/{name}`.
+                 */
+                models: string[];
+                /**
+                 * Format: int64
+                 * @description Routing tier on the native routes: lower is tried first.
+                 */
+                priority: number;
+                /**
+                 * Format: int64
+                 * @description Share within the tier on the native routes.
+                 */
+                weight: number;
                 last_validated_at?: string | null;
                 /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
                 created_at: string;
@@ -975,6 +1129,38 @@ export interface components {
             };
         };
         /** @description GPT-Load's success envelope. */
+        Envelope_Vec_AccessKey: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                /** Format: int64 */
+                id: number;
+                name: string;
+                /**
+                 * @description Masked (`sk-gl-abcd…wxyz`), except in the answer to the key's creation: the only time the
+                 *     whole key is shown.
+                 */
+                key: string;
+                status: components["schemas"]["AccessKeyStatus"];
+                filters: components["schemas"]["AccessKeyFilters"];
+                /** @description RFC 3339; `null`: never expires. */
+                expires_at?: string | null;
+                /** @description Addresses or CIDRs the key may be used from; empty: any. */
+                allowed_ips: string[];
+                /** @description RFC 3339 (local offset). */
+                created_at: string;
+                /** @description RFC 3339 (local offset); `null`: never used. */
+                last_used_at?: string | null;
+                /** Format: int64 */
+                request_count: number;
+            }[];
+        };
+        /** @description GPT-Load's success envelope. */
         Envelope_Vec_ChannelType: {
             /**
              * Format: int64
@@ -1042,6 +1228,21 @@ export interface components {
                 header_rules?: components["schemas"]["HeaderRule"][] | null;
                 /** @description Comma-separated group proxy keys. */
                 proxy_keys: string;
+                /**
+                 * @description Models (names or glob patterns) served on the native routes; empty: reachable only
+                 *     through `/proxy/{name}`.
+                 */
+                models: string[];
+                /**
+                 * Format: int64
+                 * @description Routing tier on the native routes: lower is tried first.
+                 */
+                priority: number;
+                /**
+                 * Format: int64
+                 * @description Share within the tier on the native routes.
+                 */
+                weight: number;
                 last_validated_at?: string | null;
                 /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
                 created_at: string;
@@ -1171,6 +1372,21 @@ export interface components {
             header_rules?: components["schemas"]["HeaderRule"][] | null;
             /** @description Comma-separated group proxy keys. */
             proxy_keys: string;
+            /**
+             * @description Models (names or glob patterns) served on the native routes; empty: reachable only
+             *     through `/proxy/{name}`.
+             */
+            models: string[];
+            /**
+             * Format: int64
+             * @description Routing tier on the native routes: lower is tried first.
+             */
+            priority: number;
+            /**
+             * Format: int64
+             * @description Share within the tier on the native routes.
+             */
+            weight: number;
             last_validated_at?: string | null;
             /** @description RFC 3339 (local offset); `0001-01-01T00:00:00Z` when unknown. */
             created_at: string;
@@ -1266,6 +1482,21 @@ export interface components {
             model_redirect_strict?: boolean | null;
             config?: null | components["schemas"]["GroupConfig"];
             header_rules?: components["schemas"]["HeaderRuleInput"][] | null;
+            /**
+             * @description Models the group serves on the native routes (`/v1/…`): names or glob patterns (`*`, `?`),
+             *     each 1–200 characters. Empty (the default): reachable only through `/proxy/{name}`.
+             */
+            models?: string[] | null;
+            /**
+             * Format: int64
+             * @description Routing tier on the native routes: lower is tried first (default 0).
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description Share of the group within its tier on the native routes, 0–1000 (default 1).
+             */
+            weight?: number | null;
         };
         GroupStats: {
             key_stats: components["schemas"]["KeyStats"];
@@ -1648,6 +1879,127 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listAccessKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_AccessKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    createAccessKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccessKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_AccessKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description The key exists already (`DUPLICATE_RESOURCE`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    updateAccessKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Access key id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccessKeyUpdate"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_AccessKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAccessKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Access key id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
     login: {
         parameters: {
             query?: never;

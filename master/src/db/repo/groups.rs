@@ -10,7 +10,7 @@ use crate::with_pool;
 
 const COLUMNS: &str = "id, name, display_name, proxy_keys, description, group_type, upstreams, validation_endpoint, \
     channel_type, sort, test_model, param_overrides, config, header_rules, model_redirect_rules, \
-    model_redirect_strict, last_validated_at, created_at, updated_at";
+    model_redirect_strict, last_validated_at, created_at, updated_at, models, priority, weight";
 
 #[derive(Debug, Clone, FromRow)]
 struct GroupRow {
@@ -33,6 +33,9 @@ struct GroupRow {
     last_validated_at: Option<DbTime>,
     created_at: Option<DbTime>,
     updated_at: Option<DbTime>,
+    models: Option<String>,
+    priority: Option<DbI64>,
+    weight: Option<DbI64>,
 }
 
 /// A `groups` row. JSON columns are kept as their stored text (`None` = SQL NULL).
@@ -57,6 +60,13 @@ pub struct GroupRecord {
     pub last_validated_at: Option<DateTime<Utc>>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// JSON array of model names or glob patterns served on the native routes (`None` = SQL NULL,
+    /// as GPT-Load 1.x leaves it: none).
+    pub models: Option<String>,
+    /// Routing tier on the native routes (lower first); 0 when unset.
+    pub priority: i64,
+    /// Share within the tier; 1 when unset.
+    pub weight: i64,
 }
 
 impl From<GroupRow> for GroupRecord {
@@ -81,6 +91,9 @@ impl From<GroupRow> for GroupRecord {
             last_validated_at: r.last_validated_at.map(|t| t.0),
             created_at: r.created_at.map(|t| t.0),
             updated_at: r.updated_at.map(|t| t.0),
+            models: r.models,
+            priority: r.priority.map(|p| p.0).unwrap_or(0),
+            weight: r.weight.map(|w| w.0).unwrap_or(1),
         }
     }
 }
@@ -132,8 +145,9 @@ pub async fn exists_name(db: &Db, name: &str) -> DbResult<bool> {
 pub async fn insert(db: &Db, g: &GroupRecord) -> DbResult<i64> {
     let now = DbTime::now();
     let cols = "name, display_name, proxy_keys, description, group_type, upstreams, validation_endpoint, channel_type, sort, \
-                test_model, param_overrides, config, header_rules, model_redirect_rules, model_redirect_strict, last_validated_at, created_at, updated_at";
-    let values = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+                test_model, param_overrides, config, header_rules, model_redirect_rules, model_redirect_strict, last_validated_at, created_at, updated_at, \
+                models, priority, weight";
+    let values = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
     macro_rules! bind_all {
         ($q:expr) => {
             $q.bind(&g.name)
@@ -154,6 +168,9 @@ pub async fn insert(db: &Db, g: &GroupRecord) -> DbResult<i64> {
                 .bind(g.last_validated_at.map(DbTime))
                 .bind(now)
                 .bind(now)
+                .bind(&g.models)
+                .bind(DbI64(g.priority))
+                .bind(DbI64(g.weight))
         };
     }
     match db {
@@ -181,7 +198,7 @@ pub async fn update(db: &Db, g: &GroupRecord) -> DbResult<()> {
     let sql = db.sql(
         "UPDATE `groups` SET name = ?, display_name = ?, proxy_keys = ?, description = ?, group_type = ?, upstreams = ?, \
          validation_endpoint = ?, channel_type = ?, sort = ?, test_model = ?, param_overrides = ?, config = ?, header_rules = ?, \
-         model_redirect_rules = ?, model_redirect_strict = ?, updated_at = ? WHERE id = ?",
+         model_redirect_rules = ?, model_redirect_strict = ?, models = ?, priority = ?, weight = ?, updated_at = ? WHERE id = ?",
     );
     let r = with_pool!(db, p => sqlx::query(&sql)
         .bind(&g.name)
@@ -199,6 +216,9 @@ pub async fn update(db: &Db, g: &GroupRecord) -> DbResult<()> {
         .bind(json(&g.header_rules))
         .bind(json(&g.model_redirect_rules))
         .bind(g.model_redirect_strict)
+        .bind(&g.models)
+        .bind(DbI64(g.priority))
+        .bind(DbI64(g.weight))
         .bind(DbTime::now())
         .bind(DbI64(g.id))
         .execute(p)

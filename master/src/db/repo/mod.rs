@@ -3,6 +3,7 @@
 //! All SQL is written MySQL-style and passed through [`super::Db::sql`]; identifiers that are
 //! reserved words somewhere (`groups`, `time`, `timestamp`) are always backtick-quoted.
 
+pub mod access_keys;
 pub mod groups;
 pub mod keys;
 pub mod logs;
