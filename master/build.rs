@@ -14,6 +14,8 @@ const ALLOW_NO_UI: &str = "GPT_LOAD_ALLOW_NO_UI";
 fn main() {
     let dist = PathBuf::from("../ui/dist");
     println!("cargo:rerun-if-changed=../ui/dist");
+    // `sqlx::migrate!` embeds the migration files; a new one must rebuild the binary.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed={ALLOW_NO_UI}");
     let mut files = Vec::new();
     collect(&dist, &mut files);

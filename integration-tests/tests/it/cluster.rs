@@ -821,3 +821,82 @@ async fn log_delivered_twice_on(backend: Backend) {
     assert_eq!(counts, (2, 0), "{backend:?}");
     c.db.drop_db().await;
 }
+
+/// One native-route chat request with `key` for `model` to the node on `port`: the status.
+async fn native_chat(node: &Server, key: &str, model: &str) -> u16 {
+    let r = node
+        .client()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/chat/completions",
+            node.port
+        ))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(5))
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await;
+    r.map_or(0, |r| r.status().as_u16())
+}
+
+/// An access key created on the master works on every worker within a second, the model
+/// choosing among the groups that serve it; disabled, it stops working everywhere as fast.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_key_created_on_the_master_works_on_every_worker_within_a_second() {
+    let c = Cluster::start(2).await;
+    c.group("routed-a", &["sk-ra"], json!({"models": ["m-*"]}))
+        .await;
+    c.group("routed-b", &["sk-rb"], json!({"models": ["m-*"]}))
+        .await;
+    for w in &c.workers {
+        let up = eventually(Duration::from_secs(10), || async {
+            c.chat(w, "routed-a").await == 200
+        })
+        .await;
+        assert!(up, "{}", w.logs());
+    }
+    let (status, v) = c
+        .master
+        .post("/api/access-keys", json!({"name": "team"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let key = v["data"]["key"].as_str().unwrap().to_owned();
+    let id = v["data"]["id"].as_i64().unwrap();
+    for w in &c.workers {
+        let works = eventually(Duration::from_secs(1), || async {
+            native_chat(w, &key, "m-1").await == 200
+        })
+        .await;
+        assert!(
+            works,
+            "the new key works on the worker within a second\n{}",
+            w.logs()
+        );
+    }
+    c.mock.clear();
+    for w in &c.workers {
+        for _ in 0..4 {
+            assert_eq!(native_chat(w, &key, "m-1").await, 200);
+        }
+    }
+    let (a, b) = (
+        c.mock.requests_for_key("sk-ra").len(),
+        c.mock.requests_for_key("sk-rb").len(),
+    );
+    assert_eq!((a, b), (4, 4), "both groups of the tier share the traffic");
+    let (status, v) = c
+        .master
+        .put(
+            &format!("/api/access-keys/{id}"),
+            json!({"status": "disabled"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    for w in &c.workers {
+        let refused = eventually(Duration::from_secs(1), || async {
+            native_chat(w, &key, "m-1").await == 401
+        })
+        .await;
+        assert!(refused, "the disabled key is refused within a second");
+    }
+    c.db.drop_db().await;
+}

@@ -90,7 +90,14 @@ pub(super) fn route(method: &Method, path: &str, parts: &Parts) -> Option<Native
             route_of(C::Anthropic, ANTHROPIC, S::Anthropic, Kind::Model)
         }
         "/v1/models" if get => {
-            if parts.headers.contains_key("anthropic-version") {
+            let gemini_client = parts.headers.contains_key("x-goog-api-key")
+                || parts
+                    .uri
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
+            if gemini_client {
+                route_of(C::Gemini, GEMINI, S::Gemini, Kind::ModelsGemini)
+            } else if parts.headers.contains_key("anthropic-version") {
                 route_of(C::Anthropic, ANTHROPIC, S::Anthropic, Kind::ModelsAnthropic)
             } else {
                 route_of(C::OpenAi, OPENAI_MODELS, S::OpenAi, Kind::ModelsOpenAi)
@@ -98,7 +105,10 @@ pub(super) fn route(method: &Method, path: &str, parts: &Parts) -> Option<Native
         }
         "/v1beta/models" if get => route_of(C::Gemini, GEMINI, S::Gemini, Kind::ModelsGemini),
         _ if post => {
-            let rest = path.strip_prefix("/v1beta/models/")?;
+            // Gemini serves `v1` beside `v1beta` (google-genai uses `v1` with a custom base URL).
+            let rest = path
+                .strip_prefix("/v1beta/models/")
+                .or_else(|| path.strip_prefix("/v1/models/"))?;
             let (model, action) = rest.rsplit_once(':')?;
             (!model.is_empty() && !model.contains('/') && GEMINI_ACTIONS.contains(&action))
                 .then_some(())?;
@@ -110,7 +120,7 @@ pub(super) fn route(method: &Method, path: &str, parts: &Parts) -> Option<Native
 
 /// The error shape for a path under the native prefixes that is no route.
 pub(super) fn shape_for_path(path: &str) -> ErrorShape {
-    if path.starts_with("/v1beta/") {
+    if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
         ErrorShape::Gemini
     } else if path.starts_with("/v1/messages") {
         ErrorShape::Anthropic
