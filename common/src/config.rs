@@ -542,6 +542,16 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "false",
         "accept upstream URLs at link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata)",
     ),
+    (
+        "SSL_CERT_FILE",
+        "(the system's CA store)",
+        "PEM file of CAs trusted for https upstreams besides the built-in Mozilla roots (replaces the system store)",
+    ),
+    (
+        "SSL_CERT_DIR",
+        "(the system's CA store)",
+        "colon-separated directories of such PEM files",
+    ),
     (ENV_TZ, "(system)", "time zone of hourly statistics"),
     (
         "TOKIO_WORKER_THREADS",

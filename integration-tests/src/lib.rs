@@ -6,3 +6,4 @@ pub mod forward_proxy;
 pub mod harness;
 pub mod mock_upstream;
 pub mod otlp;
+pub mod tls;

@@ -56,6 +56,13 @@
 //! hyper connection; the socket wrapper ([`ConnIo`]) sets `SO_LINGER` to 0 in its `Drop`
 //! when flagged, so the kernel sends a RST instead of a FIN.
 //!
+//! # TLS
+//!
+//! [`MockUpstream::start_tls_on`] serves the same API over TLS with a given server configuration
+//! (a self-signed certificate from [`crate::tls::TestCert`], the ALPN protocols to offer:
+//! `h2` and `http/1.1`, or `http/1.1` alone). Each connection's handshake runs on its own task,
+//! before the connection is served as above.
+//!
 //! # Cancellation
 //!
 //! Each request carries a [`CancelGuard`] that counts a cancellation if the handler
@@ -305,8 +312,12 @@ impl AsyncWrite for ConnIo {
 pub struct MockUpstream {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls: bool,
     shutdown: CancellationToken,
 }
+
+/// How long a TLS client may take to complete its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Drop for MockUpstream {
     fn drop(&mut self) {
@@ -339,6 +350,22 @@ impl MockUpstream {
     /// Starts a mock on `addr` (port 0 picks a free port). Must be called inside a tokio
     /// runtime; the server runs on spawned tasks until the handle is dropped.
     pub async fn start_on(addr: SocketAddr) -> io::Result<Self> {
+        Self::start_with(addr, None).await
+    }
+
+    /// Starts a mock on `addr` that speaks TLS with `tls` (its certificate and the ALPN
+    /// protocols it offers); [`MockUpstream::url`] is then `https://…`.
+    pub async fn start_tls_on(
+        addr: SocketAddr,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> io::Result<Self> {
+        Self::start_with(addr, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let created = SystemTime::now()
@@ -364,17 +391,20 @@ impl MockUpstream {
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, router, shutdown.clone()));
+        let is_tls = tls.is_some();
+        tokio::spawn(accept_loop(listener, tls, router, shutdown.clone()));
         Ok(Self {
             shared,
             addr,
+            tls: is_tls,
             shutdown,
         })
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT`, or `https://…` over TLS (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The bound address.
@@ -480,8 +510,14 @@ impl MockUpstream {
     }
 }
 
-/// Accepts connections until `shutdown`; each one is served on its own task.
-async fn accept_loop(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// Accepts connections until `shutdown`; each one is served on its own task (after its TLS
+/// handshake, with `tls`).
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     let builder = Arc::new(builder);
@@ -495,6 +531,7 @@ async fn accept_loop(listener: TcpListener, router: Router, shutdown: Cancellati
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(serve_connection(
                     stream,
+                    tls.clone(),
                     router.clone(),
                     Arc::clone(&builder),
                     shutdown.clone(),
@@ -506,18 +543,42 @@ async fn accept_loop(listener: TcpListener, router: Router, shutdown: Cancellati
     }
 }
 
-/// Serves one connection until it closes, a handler asks for a reset, or shutdown.
+/// Serves one connection (after its TLS handshake, with `tls`) until it closes, a handler asks
+/// for a reset, or shutdown.
 async fn serve_connection(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shutdown: CancellationToken,
 ) {
     let ctl = Arc::new(ConnCtl::default());
-    let io = TokioIo::new(ConnIo {
+    let io = ConnIo {
         stream,
         ctl: Arc::clone(&ctl),
-    });
+    };
+    let Some(tls) = tls else {
+        return serve_io(TokioIo::new(io), ctl, router, builder, shutdown).await;
+    };
+    let handshake = tokio::select! {
+        () = shutdown.cancelled() => return,
+        r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(io)) => r,
+    };
+    // A failed or slow handshake just closes the connection, as a real server does.
+    if let Ok(Ok(io)) = handshake {
+        serve_io(TokioIo::new(io), ctl, router, builder, shutdown).await;
+    }
+}
+
+async fn serve_io<I>(
+    io: TokioIo<I>,
+    ctl: Arc<ConnCtl>,
+    router: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let req_ctl = Arc::clone(&ctl);
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(Arc::clone(&req_ctl));

@@ -22,42 +22,7 @@ use parking_lot::Mutex;
 
 pub use opentelemetry_proto::tonic as proto;
 
-/// A self-signed certificate for `localhost` and `127.0.0.1`, for TLS receivers in tests.
-pub struct TestCert {
-    pub cert_pem: String,
-    pub key_pem: String,
-    cert_der: Vec<u8>,
-    key_der: Vec<u8>,
-}
-
-impl TestCert {
-    pub fn new() -> Result<Self, String> {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .map_err(|e| format!("generate a certificate: {e}"))?;
-        Ok(Self {
-            cert_pem: ck.cert.pem(),
-            key_pem: ck.signing_key.serialize_pem(),
-            cert_der: ck.cert.der().to_vec(),
-            key_der: ck.signing_key.serialize_der(),
-        })
-    }
-
-    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
-        use tokio_rustls::rustls;
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![self.cert_der.clone().into()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
-        )
-        .map_err(|e| format!("TLS server configuration: {e}"))?;
-        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-    }
-}
+pub use crate::tls::TestCert;
 
 /// Accepts TCP connections and completes their TLS handshake (one at a time: tests only).
 struct TlsListener {
@@ -179,7 +144,7 @@ impl Receiver {
             .with_state(recv.clone());
         let listener = TlsListener {
             tcp: listener,
-            acceptor: cert.acceptor()?,
+            acceptor: cert.acceptor(&[])?,
         };
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -79,6 +79,11 @@ fn main() -> ExitCode {
             Err(e) => return fail(e),
         }
     };
+    // The roots upstream TLS trusts (webpki, plus SSL_CERT_FILE / SSL_CERT_DIR or the system's):
+    // read once, logged, before anything serves.
+    if cli.command.is_none() {
+        gpt_load_worker::tls::load();
+    }
     let code = rt.block_on(async move {
         match cli.command {
             Some(Command::MigrateKeys { from, to }) => {

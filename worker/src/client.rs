@@ -135,8 +135,9 @@ impl ClientKey {
     }
 }
 
-/// Builds a client: HTTP/1.1 and HTTP/2 (ALPN), rustls with the webpki roots, TCP keep-alive,
-/// Nagle off, through `proxy_url` (or the environment's proxy) when one is set.
+/// Builds a client: HTTP/1.1 and HTTP/2 (ALPN), rustls trusting the webpki and the system roots
+/// ([`crate::tls`]), TCP keep-alive, Nagle off, through `proxy_url` (or the environment's proxy)
+/// when one is set.
 pub fn build(key: &ClientKey) -> UpstreamClient {
     let proxy = upstream_proxy::matcher(&key.proxy_url);
     let mut http = HttpConnector::new();
@@ -145,7 +146,7 @@ pub fn build(key: &ClientKey) -> UpstreamClient {
     http.set_keepalive(Some(Duration::from_secs(30)));
     http.set_connect_timeout(Some(Duration::from_secs(key.connect_timeout_s)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(crate::tls::client_config())
         .https_or_http()
         .enable_http1()
         .enable_http2()

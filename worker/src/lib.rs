@@ -19,6 +19,7 @@ pub mod rules;
 pub mod serve;
 pub mod state;
 pub mod throttle;
+pub mod tls;
 pub mod upstream_base;
 pub mod upstream_proxy;
 pub mod validate;

@@ -198,7 +198,7 @@ pub struct ProxyConnector {
 impl ProxyConnector {
     pub fn new(tcp: HttpConnector, matcher: Option<Arc<ProxyRules>>) -> Self {
         let to_proxy = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(crate::tls::client_config())
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp.clone());

@@ -4,6 +4,11 @@
 //! Prints `listening on 127.0.0.1:PORT` as its first stdout line, then serves until
 //! Ctrl-C / SIGTERM. Recording is off unless `--record` is given (nothing can read the
 //! log from outside, and it would grow without bound under load).
+//!
+//! With `--tls CERT_PATH` it speaks TLS with a fresh self-signed certificate for `localhost`
+//! and `127.0.0.1`, whose PEM it writes to `CERT_PATH` before listening, so that clients can
+//! trust it (gpt-load through `SSL_CERT_FILE`, nginx through `proxy_ssl_trusted_certificate`).
+//! It offers the ALPN protocols `--alpn` lists (`h2,http/1.1` unless told otherwise).
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,12 +16,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gpt_load_integration_tests::mock_upstream::{Behavior, MockUpstream};
+use gpt_load_integration_tests::tls::TestCert;
 
 const USAGE: &str = "usage: mock-upstream [--port PORT] [--threads N] [--delay-ms MS] [--record]
+                     [--tls CERT_PATH [--alpn LIST]]
   --port PORT     port on 127.0.0.1 (default 0: any free port)
   --threads N     tokio worker threads (default: one per core)
   --delay-ms MS   answer every request after MS milliseconds (default 0)
-  --record        keep a log of requests (default off)";
+  --record        keep a log of requests (default off)
+  --tls PATH      speak TLS with a new self-signed certificate (localhost, 127.0.0.1),
+                  written to PATH as PEM before listening
+  --alpn LIST     ALPN protocols offered over TLS, comma-separated (default h2,http/1.1;
+                  http/1.1 alone for an HTTP/1.1-only upstream)";
+
+/// What `--alpn` offers unless given.
+const DEFAULT_ALPN: &str = "h2,http/1.1";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -24,6 +38,8 @@ struct Args {
     threads: Option<usize>,
     delay_ms: u64,
     record: bool,
+    tls_cert: Option<std::path::PathBuf>,
+    alpn: Option<String>,
     help: bool,
 }
 
@@ -44,9 +60,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--threads" => out.threads = Some(value(&name, inline.or_else(|| args.next()))?),
             "--delay-ms" => out.delay_ms = value(&name, inline.or_else(|| args.next()))?,
             "--record" => out.record = true,
+            "--tls" => out.tls_cert = Some(value(&name, inline.or_else(|| args.next()))?),
+            "--alpn" => out.alpn = Some(value(&name, inline.or_else(|| args.next()))?),
             "-h" | "--help" => out.help = true,
             other => return Err(format!("unknown argument: {other}")),
         }
+    }
+    if out.alpn.is_some() && out.tls_cert.is_none() {
+        return Err("--alpn needs --tls".into());
     }
     Ok(out)
 }
@@ -79,7 +100,17 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> ExitCode {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let mock = match MockUpstream::start_on(addr).await {
+    let started = match &args.tls_cert {
+        None => MockUpstream::start_on(addr).await,
+        Some(path) => match tls_config(path, args.alpn.as_deref().unwrap_or(DEFAULT_ALPN)) {
+            Ok(tls) => MockUpstream::start_tls_on(addr, tls).await,
+            Err(msg) => {
+                eprintln!("mock-upstream: {msg}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mock = match started {
         Ok(mock) => mock,
         Err(err) => {
             eprintln!("mock-upstream: cannot bind {addr}: {err}");
@@ -101,6 +132,24 @@ async fn run(args: Args) -> ExitCode {
     }
     shutdown_signal().await;
     ExitCode::SUCCESS
+}
+
+/// A TLS server configuration with a new self-signed certificate, whose PEM is written to
+/// `cert_path`, offering the comma-separated ALPN protocols `alpn`.
+fn tls_config(
+    cert_path: &std::path::Path,
+    alpn: &str,
+) -> Result<std::sync::Arc<tokio_rustls::rustls::ServerConfig>, String> {
+    let cert = TestCert::new()?;
+    std::fs::write(cert_path, &cert.cert_pem)
+        .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+    let protocols: Vec<&[u8]> = alpn
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::as_bytes)
+        .collect();
+    cert.server_config(&protocols)
 }
 
 /// Ctrl-C or SIGTERM.

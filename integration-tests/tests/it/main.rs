@@ -19,3 +19,4 @@ mod proxy;
 mod sdk_compat;
 mod startup;
 mod telemetry;
+mod tls_upstream;
