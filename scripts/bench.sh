@@ -6,6 +6,9 @@
 # proxy CPU time per request (and its user-space part), latency at a
 # fixed 50 req/s (p50/p99), time to the first streamed event, and gpt-load's RSS while streaming a
 # large response. Needs nginx and wrk (Debian packages). BENCH_SECONDS sets the run length (10).
+# The HTTPS lane puts the mock behind TLS (a self-signed certificate; h2 and http/1.1 by ALPN, and
+# an http/1.1-only twin) and compares gpt-load (trusting it through SSL_CERT_FILE) with nginx
+# (proxy_ssl_verify on, session reuse, upstream keep-alive, its access log on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${BENCH_SECONDS:-10}
@@ -13,43 +16,34 @@ CONNS=${BENCH_CONNECTIONS:-32}
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "bench.sh: install nginx and wrk (apt-get install nginx wrk)" >&2; exit 2; }
 # The benchmark needs no web UI: a release build refuses to embed none unless told so.
 GPT_LOAD_ALLOW_NO_UI=1 cargo build --release --bin gpt-load --bin mock-upstream --bin loadgen --bin otlp-sink >&2
-BIN=target/release
+# Binaries go where cargo puts them (CARGO_TARGET_DIR keeps a benchmark's build apart).
+BIN=${CARGO_TARGET_DIR:-target}/release
 OUT=$(mktemp -d /tmp/gpt-load-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 1 200); do grep -q "listening on" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "bench.sh: $1 did not start" >&2; cat "$1" >&2; exit 1; }
+. scripts/bench-lib.sh
+trap kill_started EXIT
 
-MOCK_PORT=$(free_port)
-"$BIN/mock-upstream" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
-PIDS+=($!)
-wait_for "$OUT/mock.log"
-
-AUTH=bench-admin-key-0123456789abcdef
-api() { curl -sf -H "Authorization: Bearer $AUTH" -H 'Content-Type: application/json' "$@"; }
-# start_gpt_load NAME [ENV=VALUE]... — a gpt-load instance with its own database and the bench group.
-declare -A GL_PORTS GL_PIDS
-start_gpt_load() {
+start_mock plain "$BIN/mock-upstream"
+MOCK_PORT=${MOCK_PORTS[plain]}
+# start_bench_gpt_load NAME [ENV=VALUE]... — a gpt-load instance with the group "bench" on the
+# plain mock.
+start_bench_gpt_load() {
   local name=$1; shift
-  local port; port=$(free_port)
-  env AUTH_KEY=$AUTH DATABASE_DSN="$OUT/$name.db" HOST=127.0.0.1 PORT=$port LOG_LEVEL=warn \
-    MAX_CONCURRENT_REQUESTS=100000 "$@" "$BIN/gpt-load" >"$OUT/$name.log" 2>&1 &
-  GL_PIDS[$name]=$!
-  PIDS+=($!)
-  GL_PORTS[$name]=$port
-  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-  local gid
-  gid=$(api -X POST "http://127.0.0.1:$port/api/groups" -d "{\"name\":\"bench\",\"channel_type\":\"openai\",\"test_model\":\"gpt-4o-mini\",\"upstreams\":[{\"url\":\"http://127.0.0.1:$MOCK_PORT\",\"weight\":1}],\"proxy_keys\":\"sk-bench-proxy\"}" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["id"])')
-  api -X POST "http://127.0.0.1:$port/api/keys/add-multiple" -d "{\"group_id\":$gid,\"keys_text\":\"sk-bench-1,sk-bench-2,sk-bench-3\"}" >/dev/null
-  api -X PUT "http://127.0.0.1:$port/api/settings" -d '{"request_log_write_interval_minutes":0}' >/dev/null
+  start_gpt_load "$name" "$BIN/gpt-load" "$@"
+  add_group "$name" bench "http://127.0.0.1:$MOCK_PORT"
 }
-start_gpt_load gpt-load
+start_bench_gpt_load gpt-load
 GL_PORT=${GL_PORTS[gpt-load]}
 GL_PID=${GL_PIDS[gpt-load]}
+
+# The HTTPS lane: one instance trusting the TLS mocks' certificates, with "bench" on the mock
+# that offers h2 (which gpt-load picks by ALPN, as with the vendors) and "bench-h1" on the
+# http/1.1-only one.
+start_tls_mocks "$BIN/mock-upstream"
+TLS_PORT=${MOCK_PORTS[tls]}
+start_gpt_load gpt-load+tls "$BIN/gpt-load" SSL_CERT_FILE="$TLS_CA"
+add_group gpt-load+tls bench "https://127.0.0.1:$TLS_PORT"
+add_group gpt-load+tls bench-h1 "https://127.0.0.1:${MOCK_PORTS[tls-h1]}"
+GL_PIDS[gpt-load+tls-h1]=${GL_PIDS[gpt-load+tls]}
 
 # Telemetry on, to an OTLP receiver that counts and discards, /metrics enabled too: metrics only
 # (OTEL_TRACES_EXPORTER=none), and metrics plus every span (no sampling, the worst case).
@@ -57,9 +51,9 @@ GL_PID=${GL_PIDS[gpt-load]}
 PIDS+=($!)
 wait_for "$OUT/otlp-sink.log"
 SINK=$(awk '/listening on/ {print $3; exit}' "$OUT/otlp-sink.log")
-start_gpt_load gpt-load+metrics METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
+start_bench_gpt_load gpt-load+metrics METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
   OTEL_TRACES_EXPORTER=none OTEL_METRIC_EXPORT_INTERVAL=5000
-start_gpt_load gpt-load+otel METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
+start_bench_gpt_load gpt-load+otel METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
   OTEL_METRIC_EXPORT_INTERVAL=5000 OTEL_BSP_MAX_QUEUE_SIZE=65536 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096
 
 # A cluster: a private Redis, a master on it and one IS_SLAVE worker (the benchmarked target).
@@ -69,9 +63,9 @@ REDIS_PID=$!
 PIDS+=($!)
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 GRPC=$(free_port)
-start_gpt_load master REDIS_DSN="redis://127.0.0.1:$REDIS_PORT/0" GRPC_PORT=$GRPC
+start_bench_gpt_load master REDIS_DSN="redis://127.0.0.1:$REDIS_PORT/0" GRPC_PORT=$GRPC
 W_PORT=$(free_port)
-env AUTH_KEY=$AUTH IS_SLAVE=true MASTER_GRPC_URL="http://127.0.0.1:$GRPC" REDIS_DSN="redis://127.0.0.1:$REDIS_PORT/0" \
+env AUTH_KEY=$BENCH_AUTH IS_SLAVE=true MASTER_GRPC_URL="http://127.0.0.1:$GRPC" REDIS_DSN="redis://127.0.0.1:$REDIS_PORT/0" \
   HOST=127.0.0.1 PORT=$W_PORT LOG_LEVEL=warn MAX_CONCURRENT_REQUESTS=100000 "$BIN/gpt-load" >"$OUT/worker.log" 2>&1 &
 GL_PIDS[worker]=$!
 PIDS+=($!)
@@ -85,9 +79,12 @@ redis_cmds() { redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | sed -
 
 NGX_PORT=$(free_port)
 NGX_LOG_PORT=$(free_port)
-# Two servers on the same workers: "nginx" without an access log (the strict comparison) and
+NGX_TLS_PORT=$(free_port)
+# Three servers on the same workers: "nginx" without an access log (the strict comparison) and
 # "nginx+log" with its default one (a line per request to a file, as Debian's nginx.conf has it):
-# gpt-load writes a log row per request, so this is the like-for-like one.
+# gpt-load writes a log row per request, so this is the like-for-like one. "nginx+tls" is
+# "nginx+log" to the TLS mock: HTTP/1.1 (nginx's proxy speaks no h2 upstream), the certificate
+# verified against the mocks' own (name "localhost"), sessions resumed, connections kept alive.
 cat >"$OUT/nginx.conf" <<NGX
 worker_processes auto;
 pid $OUT/nginx.pid;
@@ -105,6 +102,16 @@ http {
     access_log $OUT/nginx-access.log;
     location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
   }
+  upstream mock_tls { server 127.0.0.1:$TLS_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX_TLS_PORT;
+    access_log $OUT/nginx-tls-access.log;
+    location / {
+      proxy_pass https://mock_tls; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off;
+      proxy_ssl_verify on; proxy_ssl_trusted_certificate $TLS_CA; proxy_ssl_name localhost;
+      proxy_ssl_server_name on; proxy_ssl_session_reuse on;
+    }
+  }
 }
 NGX
 nginx -c "$OUT/nginx.conf" -p "$OUT" -e "$OUT/nginx-error.log"
@@ -114,18 +121,8 @@ BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in 
 echo "$BODY" >"$OUT/body.json"
 STREAM_BODY='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream"}]}'
 echo "$STREAM_BODY" >"$OUT/stream.json"
-cat >"$OUT/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$BODY'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench-proxy"
-LUA
+write_post_lua "$OUT/post.lua" "$BODY"
 
-TICK=$(getconf CLK_TCK)
-# proc_ticks AWK_EXPR PID... — the sum over the processes of /proc/PID/stat's fields ($14 user, $15 system).
-proc_ticks() { local f=$1 t=0 p; shift; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk "{print $f}" "/proc/$p/stat"))); done; echo $t; }
-cpu_ticks() { proc_ticks '$14+$15' "$@"; }
-user_ticks() { proc_ticks '$14' "$@"; }
 nginx_pids() { pgrep -f "nginx.*$OUT/nginx.conf" | tr '\n' ' '; pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' '; }
 
 declare -A URL=(
@@ -136,8 +133,12 @@ declare -A URL=(
   [gpt-load+metrics]="http://127.0.0.1:${GL_PORTS[gpt-load+metrics]}/proxy/bench/v1/chat/completions"
   [gpt-load+otel]="http://127.0.0.1:${GL_PORTS[gpt-load+otel]}/proxy/bench/v1/chat/completions"
   [worker]="http://127.0.0.1:$W_PORT/proxy/bench/v1/chat/completions"
+  [direct+tls]="https://127.0.0.1:$TLS_PORT/v1/chat/completions"
+  [nginx+tls]="http://127.0.0.1:$NGX_TLS_PORT/v1/chat/completions"
+  [gpt-load+tls]=$(proxy_url gpt-load+tls bench)
+  [gpt-load+tls-h1]=$(proxy_url gpt-load+tls bench-h1)
 )
-TARGETS=${BENCH_TARGETS:-"direct nginx nginx+log gpt-load gpt-load+metrics gpt-load+otel worker"}
+TARGETS=${BENCH_TARGETS:-"direct nginx nginx+log gpt-load gpt-load+metrics gpt-load+otel worker direct+tls nginx+tls gpt-load+tls gpt-load+tls-h1"}
 declare -A RPS CPU UCPU P50 P99 TTFB
 for name in $TARGETS; do
   url=${URL[$name]}
@@ -173,6 +174,11 @@ for name in $TARGETS; do
     UCPU[$name]="-"
   fi
   sleep 1
+  if [ "$name" = direct+tls ]; then
+    # loadgen speaks plain HTTP only.
+    P50[$name]="-"; P99[$name]="-"; TTFB[$name]="-"
+    continue
+  fi
   r=$("$BIN/loadgen" rate "$url" 50 "$DUR" --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --body "$OUT/body.json")
   P50[$name]=$(echo "$r" | python3 -c 'import json,sys;print(json.load(sys.stdin)["p50_us"])')
   P99[$name]=$(echo "$r" | python3 -c 'import json,sys;print(json.load(sys.stdin)["p99_us"])')
@@ -212,13 +218,14 @@ LOGGED=$(python3 -c "import sqlite3;print(sqlite3.connect('$OUT/gpt-load.db').ex
 SERVED=$(grep -h "requests in" "$OUT"/wrk-gpt-load.txt | awk '{print $1}')
 
 pct() { python3 -c "print(round(100*$1/$2))"; }
+us() { if [ "$1" = - ]; then echo "–"; else echo "$1 µs"; fi; }
 {
   echo "## gpt-load benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s runs, $CONNS connections"
   echo
   echo "| target | req/s (wrk, $CONNS conns) | proxy CPU µs/req | of which user space | p50 @50 req/s | p99 @50 req/s | first streamed byte (p50) |"
   echo "|---|---|---|---|---|---|---|"
   for name in $TARGETS; do
-    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${UCPU[$name]} | ${P50[$name]} µs | ${P99[$name]} µs | ${TTFB[$name]} µs |"
+    echo "| $name | ${RPS[$name]} | ${CPU[$name]} | ${UCPU[$name]} | $(us "${P50[$name]}") | $(us "${P99[$name]}") | $(us "${TTFB[$name]}") |"
   done
   echo
   if [ -n "${RPS[nginx]:-}" ] && [ -n "${RPS[direct]:-}" ]; then
@@ -232,6 +239,9 @@ pct() { python3 -c "print(round(100*$1/$2))"; }
   fi
   [ -n "${RPS[gpt-load+metrics]:-}" ] && echo "- telemetry: OTLP metrics + /metrics vs off: CPU ${CPU[gpt-load+metrics]} vs ${CPU[gpt-load]} µs/req, throughput $(pct "${RPS[gpt-load+metrics]}" "${RPS[gpt-load]}") %"
   [ -n "${RPS[gpt-load+otel]:-}" ] && echo "- telemetry: OTLP metrics + every span exported (unsampled) vs off: CPU ${CPU[gpt-load+otel]} vs ${CPU[gpt-load]} µs/req, throughput $(pct "${RPS[gpt-load+otel]}" "${RPS[gpt-load]}") %, p50 @50 req/s $(printf %+d $(( ${P50[gpt-load+otel]} - ${P50[gpt-load]} ))) µs; spans received by the sink: $(awk '/^spans/ {n=$2} END {print n}' "$OUT/otlp-sink.log")"
+  for name in gpt-load+tls gpt-load+tls-h1; do
+    [ -n "${RPS[$name]:-}" ] && [ -n "${RPS[nginx+tls]:-}" ] && echo "- HTTPS upstream, $name ($([ "$name" = gpt-load+tls ] && echo "h2 by ALPN" || echo "HTTP/1.1")) vs nginx+tls (HTTP/1.1, access log on): throughput $(pct "${RPS[$name]}" "${RPS[nginx+tls]}") %; CPU per request $(python3 -c "print(round(${CPU[$name]}/${CPU[nginx+tls]},2))")×"
+  done
   [ -n "${RPS[worker]:-}" ] && echo "- worker on Redis vs single node: $(pct "${RPS[worker]}" "${RPS[gpt-load]}") % of the requests/s; Redis + master CPU ${CLUSTER_CPU} µs/req on top of the worker's; Redis commands per proxied request (those inside the selection script included): $REDIS_PER_REQ"
   echo "- gpt-load RSS while streaming 1 GiB: start ${RSS_START} KiB, max ${RSS_MAX} KiB, end ${RSS_END} KiB"
   echo "- request-log rows written during the run: $LOGGED (wrk alone sent $SERVED through gpt-load, plus warm-up, latency and A/B runs)"
