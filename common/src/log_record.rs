@@ -52,6 +52,14 @@ pub struct RequestLogRecord {
     pub upstream_addr: String,
     pub is_stream: bool,
     pub request_body: String,
+    /// The access key the client authenticated with (`None` for a proxy key). Defaulted, as is
+    /// the name, so that records from a worker of an older release (JSON on the Redis stream, in a
+    /// rolling upgrade) still decode.
+    #[serde(default)]
+    pub access_key_id: Option<i64>,
+    /// The access key's name when the request was served; empty without one.
+    #[serde(default)]
+    pub access_key_name: String,
 }
 
 /// What travels from the proxy to the persistence side.
@@ -131,6 +139,36 @@ mod tests {
         assert_eq!(truncate_utf8("héllo", 2), "h");
         assert_eq!(truncate_utf8("héllo", 3), "hé");
         assert_eq!(truncate_utf8("abc", 10), "abc");
+    }
+
+    /// A log record as a worker of the release before access keys encoded it, in a batch on the
+    /// Redis stream: it decodes, without an access key.
+    #[test]
+    fn a_record_without_access_key_fields_decodes() {
+        let old = r#"[{"Log":{"id":"0190a000-0000-7000-8000-000000000001",
+            "timestamp":"2025-03-04T10:01:07Z","group_id":1,"group_name":"g",
+            "parent_group_id":null,"parent_group_name":"","key_value":"enc","key_hash":"h",
+            "model":"gpt-4o-mini","is_success":true,"source_ip":"127.0.0.1","status_code":200,
+            "request_path":"/proxy/g/v1/chat/completions","duration_ms":42,"error_message":"",
+            "user_agent":"t","request_type":"final","upstream_addr":"http://u","is_stream":false,
+            "request_body":""}}]"#;
+        let batch: Vec<Record> = serde_json::from_str(old).unwrap();
+        let [Record::Log(l)] = batch.as_slice() else {
+            panic!("{batch:?}")
+        };
+        assert_eq!(l.access_key_id, None);
+        assert_eq!(l.access_key_name, "");
+        assert_eq!((l.group_id, l.status_code), (1, 200));
+
+        // And a new record goes through the same encoding whole.
+        let mut new = (**l).clone();
+        new.access_key_id = Some(7);
+        new.access_key_name = "team".into();
+        let round: Vec<Record> = serde_json::from_str(
+            &serde_json::to_string(&[Record::Log(Box::new(new.clone()))]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(round, [Record::Log(Box::new(new))]);
     }
 
     #[tokio::test]

@@ -276,6 +276,8 @@ mod tests {
             upstream_addr: "http://127.0.0.1:1/v1/chat/completions".into(),
             is_stream: !ok,
             request_body: "{\"model\":\"gpt-4o-mini\"}".into(),
+            access_key_id: None,
+            access_key_name: String::new(),
         }
     }
 

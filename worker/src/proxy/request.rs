@@ -39,11 +39,7 @@ pub(super) struct RequestCtx {
     pub routed: Option<Arc<RouteTable>>,
     /// The error shape of the caller's protocol.
     pub shape: ErrorShape,
-    /// The access key the caller authenticated with, if it used one.
-    #[expect(
-        dead_code,
-        reason = "the request log gains access-key columns with the master's schema change"
-    )]
+    /// The access key the caller authenticated with, if it used one (named in every record).
     pub access_key: Option<Arc<AccessKey>>,
     /// The serving thread the request runs on (none when called outside the serving loop), for
     /// the per-thread upstream pools and Redis clients.
@@ -120,6 +116,12 @@ impl RequestCtx {
             } else {
                 String::new()
             },
+            access_key_id: self.access_key.as_ref().map(|k| k.def.id),
+            access_key_name: self
+                .access_key
+                .as_ref()
+                .map(|k| k.def.name.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -265,6 +265,88 @@ async fn the_next_tier_serves_when_every_key_of_the_first_fails() {
     assert_eq!(a.status, 200);
 }
 
+/// Every record of a request made with an access key names the key (its retries too, on a native
+/// route and on `/proxy/{group}`); a request with a global or a group proxy key names none.
+#[tokio::test]
+async fn log_records_name_the_access_key_of_the_request() {
+    let h = Harness::builder()
+        .group(
+            GroupSpec::openai("primary")
+                .keys(["sk-p"])
+                .models(["m"])
+                .tier(0, 1)
+                .config(json!({"max_retries": 0})),
+        )
+        .group(
+            GroupSpec::openai("backup")
+                .keys(["sk-b"])
+                .models(["m"])
+                .tier(1, 1),
+        )
+        .access_key({
+            let mut k = access_key(7, TEAM_KEY);
+            k.name = "team ünïcode".into();
+            k
+        })
+        .build()
+        .await;
+    h.mock.set_behavior(
+        Some("sk-p"),
+        Behavior::openai_error(500, "primary is down", "server_error", None),
+    );
+    let native = |key: &str| {
+        Req::post("/v1/chat/completions")
+            .bearer(key)
+            .json(&chat("m"))
+    };
+    let a = h.fetch(native(TEAM_KEY)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = h
+        .fetch(
+            Req::post("/proxy/backup/v1/chat/completions")
+                .bearer(TEAM_KEY)
+                .json(&chat("m")),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let with_key = h.logs();
+    let seen: Vec<_> = with_key
+        .iter()
+        .map(|l| {
+            (
+                l.group_name.as_str(),
+                l.request_type,
+                l.access_key_id,
+                l.access_key_name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("primary", RequestType::Retry, Some(7), "team ünïcode"),
+            ("backup", RequestType::Final, Some(7), "team ünïcode"),
+            ("backup", RequestType::Final, Some(7), "team ünïcode"),
+        ]
+    );
+
+    let a = h.fetch(native(GLOBAL_KEY)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = h
+        .fetch(
+            Req::post("/proxy/backup/v1/chat/completions")
+                .bearer(PROXY_KEY)
+                .json(&chat("m")),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let without = &h.logs()[with_key.len()..];
+    assert_eq!(without.len(), 3, "{without:?}");
+    for l in without {
+        assert_eq!((l.access_key_id, l.access_key_name.as_str()), (None, ""));
+    }
+}
+
 #[tokio::test]
 async fn a_tier_is_shared_by_weight() {
     let h = Harness::builder()

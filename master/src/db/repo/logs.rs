@@ -125,6 +125,8 @@ impl From<LogRow> for RequestLogRecord {
             upstream_addr: r.upstream_addr.unwrap_or_default(),
             is_stream: r.is_stream.0,
             request_body: r.request_body.unwrap_or_default(),
+            access_key_id: None,
+            access_key_name: String::new(),
         }
     }
 }
@@ -534,6 +536,8 @@ mod tests {
             upstream_addr: String::new(),
             is_stream: false,
             request_body: String::new(),
+            access_key_id: None,
+            access_key_name: String::new(),
         }
     }
 
