@@ -4,7 +4,7 @@
 //! `retries` column, and back-fill missing key hashes — correctly, with the configured cipher).
 //!
 //! What gpt-load adds for its own features is additive only — new tables, nullable or defaulted
-//! columns — so the database keeps opening, and being written, in GPT-Load 1.x.
+//! columns, indexes — so the database keeps opening, and being written, in GPT-Load 1.x.
 
 use gpt_load_common::crypto::KeyCipher;
 use sqlx::migrate::Migrator;
@@ -199,6 +199,22 @@ const LATER_COLUMNS: &[Column] = &[
         "bigint DEFAULT 1",
         "bigint DEFAULT 1",
     ),
+    // gpt-load's own: the access key of a logged request (issue 19); NULL and '' for a request
+    // made with a proxy key, and for the logs GPT-Load 1.x writes, naming neither column.
+    col(
+        "request_logs",
+        "access_key_id",
+        "integer",
+        "bigint",
+        "bigint unsigned",
+    ),
+    col(
+        "request_logs",
+        "access_key_name",
+        "varchar(255) DEFAULT ''",
+        "varchar(255) DEFAULT ''",
+        "varchar(255) DEFAULT ''",
+    ),
 ];
 
 /// Applies migrations and GPT-Load's data fixes. Safe to run on every start.
@@ -209,6 +225,7 @@ pub async fn run(db: &Db, cipher: &KeyCipher) -> Result<(), sqlx::Error> {
         Db::MySql(p) => MYSQL.run(p).await?,
     }
     add_missing_columns(db).await?;
+    create_access_key_index(db).await?;
     drop_legacy(db).await?;
     backfill_key_hashes(db, cipher)
         .await
@@ -339,6 +356,41 @@ async fn create_type_time_index(db: &Db) -> Result<(), sqlx::Error> {
         Db::Sqlite(p) => {
             let sql = format!(
                 "CREATE INDEX IF NOT EXISTS {TYPE_TIME_INDEX} ON request_logs (request_type, `timestamp`)"
+            );
+            sqlx::query(&sql).execute(p).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `request_logs (access_key_id, timestamp)`: serves the log list and its count filtered by
+/// access key (an exact match, unlike the name filters), in time order, without a sort. On
+/// SQLite and PostgreSQL it is partial (`WHERE access_key_id IS NOT NULL`), so the requests
+/// made with a proxy key, and the logs GPT-Load 1.x writes, add no index entry; MySQL and
+/// MariaDB have no partial indexes, so there every log adds one. Built once, on a database that
+/// lacks it; GPT-Load 1.x leaves an index it does not know alone.
+pub(crate) const ACCESS_KEY_INDEX: &str = "idx_request_logs_access_key_id_timestamp";
+
+async fn create_access_key_index(db: &Db) -> Result<(), sqlx::Error> {
+    match db {
+        Db::MySql(p) => {
+            if !mysql_has_index(p, "request_logs", ACCESS_KEY_INDEX).await? {
+                let sql = format!(
+                    "ALTER TABLE `request_logs` ADD INDEX `{ACCESS_KEY_INDEX}` (`access_key_id`, `timestamp`), ALGORITHM=INPLACE, LOCK=NONE"
+                );
+                sqlx::query(&sql).execute(p).await?;
+            }
+        }
+        Db::Postgres(p) => {
+            // (Simple protocol: CONCURRENTLY must not run inside a transaction block.)
+            let sql = format!(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {ACCESS_KEY_INDEX} ON request_logs (access_key_id, \"timestamp\") WHERE access_key_id IS NOT NULL"
+            );
+            sqlx::raw_sql(&sql).execute(p).await?;
+        }
+        Db::Sqlite(p) => {
+            let sql = format!(
+                "CREATE INDEX IF NOT EXISTS {ACCESS_KEY_INDEX} ON request_logs (access_key_id, `timestamp`) WHERE access_key_id IS NOT NULL"
             );
             sqlx::query(&sql).execute(p).await?;
         }
