@@ -1,7 +1,7 @@
 //! Request logs on a SQLite file, written by a thread with a connection of its own.
 //!
 //! Every proxied request leaves a `request_logs` row, so on a busy single node writing them is a
-//! large share of the process's CPU. Through sqlx each row's twenty values were encoded into an
+//! large share of the process's CPU. Through sqlx each row's values were encoded into an
 //! argument buffer on the async runtime, then copied into owned values for the driver's worker
 //! thread before SQLite copied them once more. Here a dedicated thread owns a connection to the
 //! same file, binds each row straight from the record into the same multi-row statements
@@ -115,8 +115,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    // Up to eight INSERT sizes and eight id-lookup sizes, the hourly and usage statements: all
-    // stay prepared (the default keeps 16).
+    // Up to eight INSERT sizes and eight id-lookup sizes, the hourly and the two usage
+    // statements: all stay prepared (the default keeps 16).
     conn.set_prepared_statement_cache_capacity(32);
     // As the pool's connections (`Db::connect`); the journal mode (WAL) is the file's own.
     conn.execute_batch(
@@ -158,7 +158,7 @@ fn write(
         for chunk in logs::sized_chunks(&batch) {
             let mut insert = tx.prepare_cached(&logs::insert_sql(Backend::Sqlite, chunk.len()))?;
             for (i, l) in chunk.iter().enumerate() {
-                bind_row(&mut insert, i * 20, l)?;
+                bind_row(&mut insert, i * logs::ROW_VALUES, l)?;
             }
             insert.raw_execute()?;
         }
@@ -178,13 +178,19 @@ fn write(
             let last = DbTime(*last).to_sqlite_text();
             usage.execute(params![count, last, last, group, hash])?;
         }
+        let mut access = tx.prepare_cached(logs::ACCESS_USAGE_UPDATE)?;
+        for (id, count, last) in &fx.access {
+            let last = DbTime(*last).to_sqlite_text();
+            access.execute(params![count, last, last, id])?;
+        }
     }
     tx.commit()
 }
 
-/// Binds one log's 20 values, in [`logs::COLUMNS`] order, after the first `base` parameters.
+/// Binds one log's [`logs::ROW_VALUES`] values, in [`logs::COLUMNS`] order, after the first
+/// `base` parameters.
 fn bind_row(stmt: &mut Statement<'_>, base: usize, l: &RequestLogRecord) -> rusqlite::Result<()> {
-    let values: [&dyn ToSql; 20] = [
+    let values: [&dyn ToSql; logs::ROW_VALUES] = [
         &l.id,
         &DbTime(l.timestamp).to_sqlite_text(),
         &l.group_id,
@@ -205,6 +211,8 @@ fn bind_row(stmt: &mut Statement<'_>, base: usize, l: &RequestLogRecord) -> rusq
         &l.upstream_addr,
         &l.is_stream,
         &l.request_body,
+        &l.access_key_id,
+        &l.access_key_name,
     ];
     for (i, v) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(base + i + 1, v)?;
@@ -237,6 +245,13 @@ mod tests {
         .execute(pool)
         .await
         .expect("a key");
+        sqlx::query(
+            "INSERT OR IGNORE INTO access_keys (id, name, key_value, key_hash, request_count, created_at, updated_at) \
+             VALUES (1, 'team', 'enc:sk-gl-team', 'hash-team', 5, '2025-01-01 00:00:00+00:00', '2025-01-01 00:00:00+00:00')",
+        )
+        .execute(pool)
+        .await
+        .expect("an access key");
         db
     }
 
@@ -276,8 +291,8 @@ mod tests {
             upstream_addr: "http://127.0.0.1:1/v1/chat/completions".into(),
             is_stream: !ok,
             request_body: "{\"model\":\"gpt-4o-mini\"}".into(),
-            access_key_id: None,
-            access_key_name: String::new(),
+            access_key_id: Some(1),
+            access_key_name: "tëam".into(),
         }
     }
 
@@ -356,7 +371,12 @@ mod tests {
             .expect("written by the thread");
         assert_eq!(b, batch(), "the batch comes back as it was");
 
-        for table in ["request_logs", "group_hourly_stats", "api_keys"] {
+        for table in [
+            "request_logs",
+            "group_hourly_stats",
+            "api_keys",
+            "access_keys",
+        ] {
             let rows = dump(&by_thread, table).await;
             assert_eq!(rows, dump(&by_pool, table).await, "{table}");
             assert!(!rows.is_empty(), "{table} has rows");
@@ -365,6 +385,11 @@ mod tests {
         let keys = dump(&by_thread, "api_keys").await;
         assert!(keys[0].contains("|7|"), "{keys:?}");
         assert!(keys[0].contains("'2025-03-04 "), "{keys:?}");
+        // The access key's: two requests (the final logs) added to 5, the last one's time.
+        let access = dump(&by_thread, "access_keys").await;
+        assert!(access[0].contains("|7|'2025-03-04 10:59:07"), "{access:?}");
+        let logs = dump(&by_thread, "request_logs").await;
+        assert!(logs.iter().all(|l| l.ends_with("|1|'tëam'")), "{logs:?}");
 
         // A replayed batch adds no row.
         writer.write(&mut b, Replay::New).await.expect("replayed");
@@ -414,7 +439,12 @@ mod tests {
                 .await
                 .expect("the second delivery");
             assert_eq!(again.len(), 5, "the batch comes back whole");
-            for table in ["request_logs", "group_hourly_stats", "api_keys"] {
+            for table in [
+                "request_logs",
+                "group_hourly_stats",
+                "api_keys",
+                "access_keys",
+            ] {
                 assert_eq!(dump(db, table).await, dump(&once, table).await, "{table}");
             }
         }

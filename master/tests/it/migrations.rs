@@ -1,7 +1,8 @@
 //! The schema changes of issue 19 are additive: a database GPT-Load 1.x created (GORM's exact DDL,
-//! from `integration-tests/fixtures/gptload/`) gains `access_keys` and the group routing columns,
-//! the migration runs again harmlessly, GPT-Load 1.x's own inserts (which name none of the new
-//! columns) still work afterwards, and the `access_keys` repository works in each dialect.
+//! from `integration-tests/fixtures/gptload/`) gains `access_keys`, the group routing columns and
+//! the request log's access-key columns, the migration runs again harmlessly, GPT-Load 1.x's own
+//! inserts (which name none of the new columns) still work afterwards, and the `access_keys`
+//! repository works in each dialect.
 
 use chrono::{TimeZone, Utc};
 use gpt_load_common::config::DatabaseDsn;
@@ -85,6 +86,14 @@ fn gpt_load_rows(name: &str) -> Vec<String> {
             "INSERT INTO api_keys (key_value, key_hash, group_id, status, notes, request_count, failure_count, created_at, updated_at) \
              SELECT 'sk-{name}', 'h-{name}', id, 'active', '', 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM `groups` WHERE name = '{name}'"
         ),
+        format!(
+            "INSERT INTO request_logs (id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, \
+             model, is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, \
+             upstream_addr, is_stream, request_body) \
+             SELECT 'log-{name}', CURRENT_TIMESTAMP, id, '{name}', 0, '', 'sk-{name}', 'h-{name}', 'm', true, '127.0.0.1', 200, \
+             '/proxy/{name}/v1/chat/completions', 5, '', 'go', 'final', 'http://127.0.0.1:9', false, '' \
+             FROM `groups` WHERE name = '{name}'"
+        ),
     ]
 }
 
@@ -142,6 +151,14 @@ async fn gpt_load_database_is_extended(server: Option<Server>) {
         .find(|g| g.name == "after")
         .unwrap();
     assert_eq!((after.priority, after.weight), (0, 1));
+    // The logs GPT-Load wrote, before and after, read back without an access key.
+    let (logs, total) = gpt_load_master::db::repo::logs::list(&db, &Default::default(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    for l in &logs {
+        assert_eq!((l.access_key_id, l.access_key_name.as_str()), (None, ""));
+    }
     // And the new columns are written and read by gpt-load.
     let mut g = after.clone();
     g.models = Some(r#"["gpt-*"]"#.into());

@@ -1,4 +1,5 @@
-//! `request_logs`, and the batch write that also updates hourly stats and key usage.
+//! `request_logs`, and the batch write that also updates hourly stats, key usage and access-key
+//! usage.
 
 use chrono::{DateTime, Utc};
 use gpt_load_common::log_record::{RequestLogRecord, RequestType};
@@ -10,7 +11,11 @@ use crate::db::{Backend, Db, DbResult};
 use crate::with_pool;
 
 pub(crate) const COLUMNS: &str = "id, `timestamp`, group_id, group_name, parent_group_id, parent_group_name, key_value, key_hash, model, \
-    is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, upstream_addr, is_stream, request_body";
+    is_success, source_ip, status_code, request_path, duration, error_message, user_agent, request_type, upstream_addr, is_stream, request_body, \
+    access_key_id, access_key_name";
+
+/// The values of one row, in [`COLUMNS`] order.
+pub(crate) const ROW_VALUES: usize = 22;
 
 /// Adds a batch's counts to an hour's stats row (SQLite and PostgreSQL spelling).
 pub(crate) const HOURLY_UPSERT: &str = "INSERT INTO group_hourly_stats (`time`, group_id, success_count, failure_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
@@ -25,8 +30,17 @@ pub(crate) const USAGE_UPDATE: &str = "UPDATE api_keys SET request_count = reque
     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
     WHERE group_id = ? AND key_hash = ?";
 
-/// Most rows per INSERT statement: 20 binds each (2 560), and with request bodies logged (up to
-/// 65 000 bytes a row) under 9 MB, within MySQL/MariaDB's default 16 MB `max_allowed_packet`.
+/// Adds a batch's requests (final logs, whatever their outcome: one per client request) to an
+/// access key's usage.
+pub(crate) const ACCESS_USAGE_UPDATE: &str = "UPDATE access_keys SET request_count = request_count + ?, \
+    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
+    WHERE id = ?";
+
+/// Most rows per INSERT statement: [`ROW_VALUES`] binds each (2 816, far below the 32 766 of
+/// SQLite and the 65 535 of PostgreSQL and MySQL), and with request bodies logged (up to 65 000
+/// bytes a row; the other values are short: paths, names and addresses of at most a few hundred
+/// characters, an error message of at most 2 KiB) under 9 MB, within MySQL/MariaDB's default
+/// 16 MB `max_allowed_packet`.
 const INSERT_CHUNK: usize = 128;
 
 /// Splits `n` rows into INSERT sizes: full chunks, then the remainder as descending powers of
@@ -58,19 +72,20 @@ pub(crate) fn sized_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// The INSERT of `rows` logs (20 values each, in [`COLUMNS`] order) that skips ids already
-/// written, in each backend's spelling. SQLite's `OR IGNORE` (rather than `ON CONFLICT (id) DO
-/// NOTHING`) leaves no constraint that could abort the statement halfway, so SQLite keeps no
-/// statement journal (a copy of every page the statement changes) for it; every value bound is
-/// non-null, so the only conflict there can be is the id's.
+/// The INSERT of `rows` logs ([`ROW_VALUES`] values each, in [`COLUMNS`] order) that skips ids
+/// already written, in each backend's spelling. SQLite's `OR IGNORE` (rather than `ON CONFLICT
+/// (id) DO NOTHING`) leaves no constraint that could abort the statement halfway, so SQLite keeps
+/// no statement journal (a copy of every page the statement changes) for it; every value bound is
+/// non-null but `access_key_id`, whose column is nullable, so the only conflict there can be is
+/// the id's.
 pub(crate) fn insert_sql(backend: Backend, rows: usize) -> String {
     let (insert, conflict) = match backend {
         Backend::MySql => ("INSERT IGNORE INTO request_logs", ""),
         Backend::Sqlite => ("INSERT OR IGNORE INTO request_logs", ""),
         Backend::Postgres => ("INSERT INTO request_logs", " ON CONFLICT (id) DO NOTHING"),
     };
-    let values =
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(",");
+    let row = format!("({})", vec!["?"; ROW_VALUES].join(", "));
+    let values = vec![row; rows].join(",");
     format!("{insert} ({COLUMNS}) VALUES {values}{conflict}")
 }
 
@@ -96,6 +111,8 @@ struct LogRow {
     upstream_addr: Option<String>,
     is_stream: DbBool,
     request_body: Option<String>,
+    access_key_id: Option<DbI64>,
+    access_key_name: Option<String>,
 }
 
 impl From<LogRow> for RequestLogRecord {
@@ -125,8 +142,8 @@ impl From<LogRow> for RequestLogRecord {
             upstream_addr: r.upstream_addr.unwrap_or_default(),
             is_stream: r.is_stream.0,
             request_body: r.request_body.unwrap_or_default(),
-            access_key_id: None,
-            access_key_name: String::new(),
+            access_key_id: r.access_key_id.map(|v| v.0),
+            access_key_name: r.access_key_name.unwrap_or_default(),
         }
     }
 }
@@ -143,6 +160,10 @@ pub struct LogFilter {
     pub status_code: Option<i64>,
     pub source_ip: Option<String>,
     pub error_contains: Option<String>,
+    /// Logs of requests made with this access key.
+    pub access_key_id: Option<i64>,
+    /// Substring of the access key's name (as it was when the request was logged).
+    pub access_key_name: Option<String>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
 }
@@ -211,6 +232,14 @@ fn where_clause(f: &LogFilter) -> (String, Vec<Arg>) {
     }
     if let Some(v) = &f.error_contains {
         w.push("error_message LIKE ? ESCAPE '!'".into());
+        a.push(Arg::S(like(v)));
+    }
+    if let Some(v) = f.access_key_id {
+        w.push("access_key_id = ?".into());
+        a.push(Arg::I(v));
+    }
+    if let Some(v) = &f.access_key_name {
+        w.push("access_key_name LIKE ? ESCAPE '!'".into());
         a.push(Arg::S(like(v)));
     }
     if let Some(v) = f.start_time {
@@ -321,16 +350,25 @@ pub struct BatchSideEffects {
     pub hourly: Vec<(DateTime<Utc>, i64, i64, i64)>,
     /// `(group_id, key_hash, successful requests, last used)`.
     pub usage: Vec<(i64, String, i64, DateTime<Utc>)>,
+    /// `(access_key_id, requests, last used)`, by id.
+    pub access: Vec<(i64, i64, DateTime<Utc>)>,
 }
 
-/// Derives hourly counts (final attempts only, also credited to the parent aggregate) and key usage
-/// (successful attempts) from a batch of logs.
+/// Derives hourly counts (final attempts only, also credited to the parent aggregate), key usage
+/// (successful attempts) and access-key usage (final attempts: one per client request, whatever
+/// its outcome) from a batch of logs.
 pub fn side_effects(logs: &[&RequestLogRecord]) -> BatchSideEffects {
     use std::collections::BTreeMap;
     let mut hourly: BTreeMap<(DateTime<Utc>, i64), (i64, i64)> = BTreeMap::new();
     let mut usage: BTreeMap<(i64, &str), (i64, DateTime<Utc>)> = BTreeMap::new();
+    let mut access: BTreeMap<i64, (i64, DateTime<Utc>)> = BTreeMap::new();
     for &l in logs {
         if l.request_type == RequestType::Final {
+            if let Some(id) = l.access_key_id {
+                let e = access.entry(id).or_insert((0, l.timestamp));
+                e.0 += 1;
+                e.1 = e.1.max(l.timestamp);
+            }
             let h = hour_bucket(l.timestamp);
             let mut credit = |g: i64| {
                 let e = hourly.entry((h, g)).or_default();
@@ -362,6 +400,7 @@ pub fn side_effects(logs: &[&RequestLogRecord]) -> BatchSideEffects {
             .into_iter()
             .map(|((g, k), (n, t))| (g, k.to_owned(), n, t))
             .collect(),
+        access: access.into_iter().map(|(id, (n, t))| (id, n, t)).collect(),
     }
 }
 
@@ -415,9 +454,9 @@ pub(crate) fn to_write<'a>(
         .collect()
 }
 
-/// Writes a batch of logs with their hourly stats and key usage in one transaction. Log ids are
-/// UUIDs: a row already written is skipped (`ON CONFLICT DO NOTHING`), and with
-/// [`Replay::Possible`] it is left out of the counts too.
+/// Writes a batch of logs with their hourly stats, key usage and access-key usage in one
+/// transaction. Log ids are UUIDs: a row already written is skipped (`ON CONFLICT DO NOTHING`),
+/// and with [`Replay::Possible`] it is left out of the counts too.
 pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) -> DbResult<()> {
     if batch.is_empty() {
         return Ok(());
@@ -427,6 +466,7 @@ pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) ->
         _ => HOURLY_UPSERT,
     });
     let usage_sql = db.sql(USAGE_UPDATE);
+    let access_sql = db.sql(ACCESS_USAGE_UPDATE);
     let now = DbTime::now();
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
@@ -472,7 +512,9 @@ pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) ->
                     .bind(l.request_type.as_str())
                     .bind(&l.upstream_addr)
                     .bind(l.is_stream)
-                    .bind(&l.request_body);
+                    .bind(&l.request_body)
+                    .bind(l.access_key_id.map(DbI64))
+                    .bind(&l.access_key_name);
             }
             q.execute(&mut *tx).await?;
         }
@@ -494,6 +536,15 @@ pub async fn write_batch(db: &Db, batch: &[RequestLogRecord], replay: Replay) ->
                 .bind(DbTime(*last))
                 .bind(DbI64(*group))
                 .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, n, last) in &fx.access {
+            sqlx::query(&access_sql)
+                .bind(DbI64(*n))
+                .bind(DbTime(*last))
+                .bind(DbTime(*last))
+                .bind(DbI64(*id))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -751,6 +802,13 @@ mod tests {
     }
 
     #[test]
+    fn an_insert_binds_one_value_per_column() {
+        assert_eq!(COLUMNS.split(',').count(), ROW_VALUES);
+        let sql = insert_sql(Backend::Sqlite, 3);
+        assert_eq!(sql.matches('?').count(), 3 * ROW_VALUES);
+    }
+
+    #[test]
     fn inserts_use_few_distinct_statement_sizes() {
         assert_eq!(chunk_sizes(0).count(), 0);
         assert_eq!(chunk_sizes(1).collect::<Vec<_>>(), [1]);
@@ -770,13 +828,19 @@ mod tests {
 
     #[test]
     fn side_effects_count_final_attempts_and_successful_usage() {
-        let logs = [
+        let mut logs = [
             log(1, None, true, RequestType::Final, "a", 1),
             log(1, None, false, RequestType::Retry, "b", 2),
             log(1, Some(9), true, RequestType::Final, "a", 3),
             log(1, None, false, RequestType::Final, "b", 4),
         ];
+        // Access key 5 made one request; key 3 two (a retry then a success, and a failure).
+        for (l, id) in logs.iter_mut().zip([5, 3, 3, 3]) {
+            l.access_key_id = Some(id);
+        }
         let fx = side_effects(&logs.iter().collect::<Vec<_>>());
+        let at = |min| Utc.with_ymd_and_hms(2025, 1, 1, 10, min, 0).unwrap();
+        assert_eq!(fx.access, vec![(3, 2, at(4)), (5, 1, at(1))]);
         let hour = Utc.with_ymd_and_hms(2025, 1, 1, 10, 0, 0).unwrap();
         assert_eq!(fx.hourly, vec![(hour, 1, 2, 1), (hour, 9, 1, 0)]);
         assert_eq!(
@@ -788,6 +852,49 @@ mod tests {
                 Utc.with_ymd_and_hms(2025, 1, 1, 10, 3, 0).unwrap()
             )]
         );
+    }
+
+    /// The log list and its count filtered by access key search the access-key index, which is
+    /// partial on SQLite (only logs with an access key are in it): the filter's equality must
+    /// let the planner use it, and the list must come in time order without a sort.
+    #[tokio::test]
+    async fn log_queries_by_access_key_search_its_index() {
+        let s = Scratch::new(Backend::Sqlite).await;
+        let Db::Sqlite(pool) = &s.db else {
+            unreachable!()
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM request_logs")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let f = LogFilter {
+            access_key_id: Some(3),
+            start_time: Some(Utc::now()),
+            ..Default::default()
+        };
+        let (w, _) = where_clause(&f);
+        for sql in [
+            format!(
+                "SELECT id FROM request_logs WHERE {w} ORDER BY `timestamp` DESC LIMIT 15 OFFSET 0"
+            ),
+            format!("SELECT COUNT(*) FROM request_logs WHERE {w}"),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            let plan: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+            assert!(
+                plan.iter()
+                    .all(|s| s.starts_with("SEARCH request_logs USING ")
+                        && s.contains(crate::db::migrate::ACCESS_KEY_INDEX)),
+                "{sql}: {plan:?}"
+            );
+        }
+        drop(conn);
+        s.drop_db().await;
     }
 
     #[test]
