@@ -78,6 +78,11 @@ pub struct LogQuery {
     pub is_success: Option<String>,
     #[param(value_type = Option<i64>)]
     pub status_code: Option<String>,
+    /// The id of the access key the requests were made with.
+    #[param(value_type = Option<i64>)]
+    pub access_key_id: Option<String>,
+    /// Substring of the access key's name (as it was when the request was logged).
+    pub access_key_name: Option<String>,
     /// RFC 3339.
     pub start_time: Option<String>,
     /// RFC 3339.
@@ -109,6 +114,7 @@ pub fn filter(state: &AppState, q: &LogQuery) -> Result<LogFilter, ApiError> {
         },
         source_ip: s("source_ip", &q.source_ip)?,
         error_contains: s("error_contains", &q.error_contains)?,
+        access_key_name: s("access_key_name", &q.access_key_name)?,
         ..Default::default()
     };
     if let Some(v) = s("is_success", &q.is_success)? {
@@ -121,6 +127,12 @@ pub fn filter(state: &AppState, q: &LogQuery) -> Result<LogFilter, ApiError> {
         f.status_code = Some(
             v.parse()
                 .map_err(|_| ApiError::validation("status_code must be an integer"))?,
+        );
+    }
+    if let Some(v) = s("access_key_id", &q.access_key_id)? {
+        f.access_key_id = Some(
+            v.parse()
+                .map_err(|_| ApiError::validation("access_key_id must be an integer"))?,
         );
     }
     if let Some(v) = s("start_time", &q.start_time)? {
@@ -161,6 +173,11 @@ pub struct LogResponse {
     pub upstream_addr: String,
     pub is_stream: bool,
     pub request_body: String,
+    /// The access key the request was made with; `null` for a proxy key (and in logs written
+    /// before access keys were logged).
+    pub access_key_id: Option<i64>,
+    /// The access key's name when the request was logged; empty without one.
+    pub access_key_name: String,
 }
 
 fn log_response(state: &AppState, l: &RequestLogRecord) -> LogResponse {
@@ -193,6 +210,8 @@ fn log_response(state: &AppState, l: &RequestLogRecord) -> LogResponse {
         upstream_addr: l.upstream_addr.clone(),
         is_stream: l.is_stream,
         request_body: l.request_body.clone(),
+        access_key_id: l.access_key_id,
+        access_key_name: l.access_key_name.clone(),
     }
 }
 

@@ -1073,6 +1073,14 @@ export interface components {
                     upstream_addr: string;
                     is_stream: boolean;
                     request_body: string;
+                    /**
+                     * Format: int64
+                     * @description The access key the request was made with; `null` for a proxy key (and in logs written
+                     *     before access keys were logged).
+                     */
+                    access_key_id?: number | null;
+                    /** @description The access key's name when the request was logged; empty without one. */
+                    access_key_name: string;
                 }[];
                 pagination: components["schemas"]["Pagination"];
             };
@@ -1673,6 +1681,14 @@ export interface components {
             upstream_addr: string;
             is_stream: boolean;
             request_body: string;
+            /**
+             * Format: int64
+             * @description The access key the request was made with; `null` for a proxy key (and in logs written
+             *     before access keys were logged).
+             */
+            access_key_id?: number | null;
+            /** @description The access key's name when the request was logged; empty without one. */
+            access_key_name: string;
         };
         RequestStats: {
             /** Format: int64 */
@@ -2978,6 +2994,10 @@ export interface operations {
                 error_contains?: string;
                 is_success?: boolean;
                 status_code?: number;
+                /** @description The id of the access key the requests were made with. */
+                access_key_id?: number;
+                /** @description Substring of the access key's name (as it was when the request was logged). */
+                access_key_name?: string;
                 /** @description RFC 3339. */
                 start_time?: string;
                 /** @description RFC 3339. */
@@ -3025,6 +3045,10 @@ export interface operations {
                 error_contains?: string;
                 is_success?: boolean;
                 status_code?: number;
+                /** @description The id of the access key the requests were made with. */
+                access_key_id?: number;
+                /** @description Substring of the access key's name (as it was when the request was logged). */
+                access_key_name?: string;
                 /** @description RFC 3339. */
                 start_time?: string;
                 /** @description RFC 3339. */
