@@ -10,6 +10,7 @@
     reason = "test code: a failed step should abort the test with its value"
 )]
 
+mod access_key_logs;
 mod access_keys;
 mod api;
 mod harness;
