@@ -34,6 +34,12 @@ start_bench_gpt_load() {
 start_bench_gpt_load gpt-load
 GL_PORT=${GL_PORTS[gpt-load]}
 GL_PID=${GL_PIDS[gpt-load]}
+# The native route on the same instance: "bench" serves gpt-4o-mini, called with an access key
+# on /v1/chat/completions instead of the proxy key on /proxy/bench.
+BENCH_GID=$(api "http://127.0.0.1:$GL_PORT/api/groups" | python3 -c 'import json,sys;print([g["id"] for g in json.load(sys.stdin)["data"] if g["name"]=="bench"][0])')
+api -X PUT "http://127.0.0.1:$GL_PORT/api/groups/$BENCH_GID" -d '{"models":["gpt-4o-mini"]}' >/dev/null
+ACCESS_KEY=$(api -X POST "http://127.0.0.1:$GL_PORT/api/access-keys" -d '{"name":"bench"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["key"])')
+GL_PIDS[gpt-load+native]=$GL_PID
 
 # The HTTPS lane: one instance trusting the TLS mocks' certificates, with "bench" on the mock
 # that offers h2 (which gpt-load picks by ALPN, as with the vendors) and "bench-h1" on the
@@ -122,6 +128,9 @@ echo "$BODY" >"$OUT/body.json"
 STREAM_BODY='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream"}]}'
 echo "$STREAM_BODY" >"$OUT/stream.json"
 write_post_lua "$OUT/post.lua" "$BODY"
+sed "s/$BENCH_PROXY_KEY/$ACCESS_KEY/" "$OUT/post.lua" >"$OUT/native.lua"
+# lua NAME — the wrk script of a target (the native route authenticates with the access key).
+lua() { if [ "$1" = gpt-load+native ]; then echo "$OUT/native.lua"; else echo "$OUT/post.lua"; fi; }
 
 nginx_pids() { pgrep -f "nginx.*$OUT/nginx.conf" | tr '\n' ' '; pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' '; }
 
@@ -130,6 +139,7 @@ declare -A URL=(
   [nginx]="http://127.0.0.1:$NGX_PORT/v1/chat/completions"
   [nginx+log]="http://127.0.0.1:$NGX_LOG_PORT/v1/chat/completions"
   [gpt-load]="http://127.0.0.1:$GL_PORT/proxy/bench/v1/chat/completions"
+  [gpt-load+native]="http://127.0.0.1:$GL_PORT/v1/chat/completions"
   [gpt-load+metrics]="http://127.0.0.1:${GL_PORTS[gpt-load+metrics]}/proxy/bench/v1/chat/completions"
   [gpt-load+otel]="http://127.0.0.1:${GL_PORTS[gpt-load+otel]}/proxy/bench/v1/chat/completions"
   [worker]="http://127.0.0.1:$W_PORT/proxy/bench/v1/chat/completions"
@@ -138,11 +148,11 @@ declare -A URL=(
   [gpt-load+tls]=$(proxy_url gpt-load+tls bench)
   [gpt-load+tls-h1]=$(proxy_url gpt-load+tls bench-h1)
 )
-TARGETS=${BENCH_TARGETS:-"direct nginx nginx+log gpt-load gpt-load+metrics gpt-load+otel worker direct+tls nginx+tls gpt-load+tls gpt-load+tls-h1"}
+TARGETS=${BENCH_TARGETS:-"direct nginx nginx+log gpt-load gpt-load+native gpt-load+metrics gpt-load+otel worker direct+tls nginx+tls gpt-load+tls gpt-load+tls-h1"}
 declare -A RPS CPU UCPU P50 P99 TTFB
 for name in $TARGETS; do
   url=${URL[$name]}
-  wrk -t2 -c"$CONNS" -d2s -s "$OUT/post.lua" "$url" >/dev/null
+  wrk -t2 -c"$CONNS" -d2s -s "$(lua "$name")" "$url" >/dev/null
   case $name in
     gpt-load*|worker) pids="${GL_PIDS[$name]}" ;;
     nginx*) pids=$(nginx_pids) ;;
@@ -152,7 +162,7 @@ for name in $TARGETS; do
   [ "$name" = worker ] && others_before=$(cpu_ticks "$REDIS_PID" "${GL_PIDS[master]}")
   before=$(cpu_ticks $pids)
   user_before=$(user_ticks $pids)
-  wrk -t2 -c"$CONNS" -d"${DUR}s" -s "$OUT/post.lua" "$url" >"$OUT/wrk-$name.txt"
+  wrk -t2 -c"$CONNS" -d"${DUR}s" -s "$(lua "$name")" "$url" >"$OUT/wrk-$name.txt"
   after=$(cpu_ticks $pids)
   user_after=$(user_ticks $pids)
   reqs=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name.txt")
@@ -179,10 +189,12 @@ for name in $TARGETS; do
     P50[$name]="-"; P99[$name]="-"; TTFB[$name]="-"
     continue
   fi
-  r=$("$BIN/loadgen" rate "$url" 50 "$DUR" --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --body "$OUT/body.json")
+  auth="Bearer $BENCH_PROXY_KEY"
+  [ "$name" = gpt-load+native ] && auth="Bearer $ACCESS_KEY"
+  r=$("$BIN/loadgen" rate "$url" 50 "$DUR" --header 'content-type: application/json' --header "authorization: $auth" --body "$OUT/body.json")
   P50[$name]=$(echo "$r" | python3 -c 'import json,sys;print(json.load(sys.stdin)["p50_us"])')
   P99[$name]=$(echo "$r" | python3 -c 'import json,sys;print(json.load(sys.stdin)["p99_us"])')
-  t=$("$BIN/loadgen" ttfb "$url" 200 --header 'content-type: application/json' --header 'authorization: Bearer sk-bench-proxy' --header 'x-mock-behavior: slow-stream=2,5' --body "$OUT/stream.json")
+  t=$("$BIN/loadgen" ttfb "$url" 200 --header 'content-type: application/json' --header "authorization: $auth" --header 'x-mock-behavior: slow-stream=2,5' --body "$OUT/stream.json")
   TTFB[$name]=$(echo "$t" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["p50_us"])')
 done
 
@@ -202,6 +214,20 @@ if [ -n "${GL_PIDS[gpt-load+metrics]:-}" ] && [ -n "${GL_PIDS[gpt-load+otel]:-}"
   done
 fi
 median() { python3 -c "import statistics,sys;print(statistics.median(float(x) for x in sys.argv[1:]))" $1; }
+
+# Native route vs /proxy/{group} on the same instance, interleaved the same way.
+declare -A NAB
+if [[ " $TARGETS " == *" gpt-load+native "* ]]; then
+  for _ in $(seq 1 "${BENCH_AB_ROUNDS:-5}"); do
+    for name in gpt-load gpt-load+native; do
+      b=$(cpu_ticks "$GL_PID")
+      wrk -t2 -c"$CONNS" -d"${BENCH_AB_SECONDS:-4}s" -s "$(lua "$name")" "${URL[$name]}" >"$OUT/ab.txt"
+      a=$(cpu_ticks "$GL_PID")
+      n=$(awk '/requests in/ {print $1}' "$OUT/ab.txt")
+      NAB[$name]="${NAB[$name]:-} $(python3 -c "print(round(($a-$b)/$TICK/$n*1e6,1))")"
+    done
+  done
+fi
 
 # RSS of gpt-load while one client streams ~1 GiB through it.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$GL_PID/status"; }
@@ -236,6 +262,9 @@ us() { if [ "$1" = - ]; then echo "–"; else echo "$1 µs"; fi; }
   fi
   if [ -n "${AB[gpt-load]:-}" ]; then
     echo "- telemetry A/B, proxy CPU µs/req, median of ${BENCH_AB_ROUNDS:-5} interleaved rounds: off $(median "${AB[gpt-load]}") (${AB[gpt-load]# }), OTLP metrics + /metrics $(median "${AB[gpt-load+metrics]}") (${AB[gpt-load+metrics]# }), metrics + every span $(median "${AB[gpt-load+otel]}") (${AB[gpt-load+otel]# })"
+  fi
+  if [ -n "${NAB[gpt-load+native]:-}" ]; then
+    echo "- native route (access key, routed by model) vs /proxy/bench (proxy key), proxy CPU µs/req, median of ${BENCH_AB_ROUNDS:-5} interleaved rounds: /proxy $(median "${NAB[gpt-load]}") (${NAB[gpt-load]# }), native $(median "${NAB[gpt-load+native]}") (${NAB[gpt-load+native]# }); ratio $(python3 -c "print(round($(median "${NAB[gpt-load+native]}")/$(median "${NAB[gpt-load]}"),2))")×"
   fi
   [ -n "${RPS[gpt-load+metrics]:-}" ] && echo "- telemetry: OTLP metrics + /metrics vs off: CPU ${CPU[gpt-load+metrics]} vs ${CPU[gpt-load]} µs/req, throughput $(pct "${RPS[gpt-load+metrics]}" "${RPS[gpt-load]}") %"
   [ -n "${RPS[gpt-load+otel]:-}" ] && echo "- telemetry: OTLP metrics + every span exported (unsampled) vs off: CPU ${CPU[gpt-load+otel]} vs ${CPU[gpt-load]} µs/req, throughput $(pct "${RPS[gpt-load+otel]}" "${RPS[gpt-load]}") %, p50 @50 req/s $(printf %+d $(( ${P50[gpt-load+otel]} - ${P50[gpt-load]} ))) µs; spans received by the sink: $(awk '/^spans/ {n=$2} END {print n}' "$OUT/otlp-sink.log")"
