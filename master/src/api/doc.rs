@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{access_keys, dashboard, groups, keys, logs, schema, settings, system};
+use super::{access_keys, dashboard, groups, keys, logs, route, schema, settings, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,6 +65,7 @@ use super::{access_keys, dashboard, groups, keys, logs, schema, settings, system
         access_keys::create,
         access_keys::update,
         access_keys::delete,
+        route::inspect,
     ),
     components(schemas(schema::ErrorResponse, schema::MessageResponse, settings::SettingsUpdate)),
     modifiers(&CommonAnswers)

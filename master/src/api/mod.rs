@@ -12,6 +12,7 @@ pub mod groups;
 pub mod keys;
 pub mod logs;
 pub mod response;
+pub mod route;
 pub mod schema;
 pub mod settings;
 pub mod system;
@@ -173,6 +174,7 @@ pub fn router(state: AppState) -> Router {
             "/access-keys/{id}",
             put(access_keys::update).delete(access_keys::delete),
         )
+        .route("/route/inspect", post(route::inspect))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let api = Router::new()
         .route("/auth/login", post(system::login))

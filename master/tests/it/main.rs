@@ -16,3 +16,4 @@ mod api;
 mod harness;
 mod migrate_keys;
 mod migrations;
+mod route_inspect;

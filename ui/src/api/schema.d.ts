@@ -587,6 +587,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/route/inspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The groups a native-route request would go to, in order, and why others would not */
+        post: operations["inspectRoute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/settings": {
         parameters: {
             query?: never;
@@ -1099,6 +1116,27 @@ export interface components {
                 ignored_count: number;
                 /** Format: int64 */
                 total_in_group: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_RouteInspection: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            data: {
+                /**
+                 * @description Whether the caller may make this request at all (its key usable, the protocol and model
+                 *     allowed by its filters).
+                 */
+                allowed: boolean;
+                /** @description Why not, when not. */
+                reason?: string;
+                candidates: components["schemas"]["RouteCandidate"][];
+                excluded: components["schemas"]["RouteExclusion"][];
             };
         };
         /** @description GPT-Load's success envelope. */
@@ -1708,6 +1746,50 @@ export interface components {
             ignored_count: number;
             /** Format: int64 */
             total_in_group: number;
+        };
+        /** @description A group the request could go to, in the order it would be tried. */
+        RouteCandidate: {
+            /** Format: int64 */
+            group_id: number;
+            name: string;
+            /** @description 0 is tried first; groups of one tier share by weight. */
+            tier: number;
+            /** Format: int64 */
+            priority: number;
+            /** Format: int64 */
+            weight: number;
+            active_keys: number;
+            cooling_keys: number;
+        };
+        /** @description A group left out, and why. */
+        RouteExclusion: {
+            /** Format: int64 */
+            group_id: number;
+            name: string;
+            reason: string;
+        };
+        /**
+         * @description The request to inspect: who asks (an access key by id or by value; neither: a global proxy
+         *     key, unrestricted), in which protocol, for which model.
+         */
+        RouteInspectRequest: {
+            /** Format: int64 */
+            access_key_id?: number | null;
+            /** @description An access key's value (never stored or echoed). */
+            key?: string | null;
+            protocol: components["schemas"]["ChannelType"];
+            model: string;
+        };
+        RouteInspection: {
+            /**
+             * @description Whether the caller may make this request at all (its key usable, the protocol and model
+             *     allowed by its filters).
+             */
+            allowed: boolean;
+            /** @description Why not, when not. */
+            reason?: string;
+            candidates: components["schemas"]["RouteCandidate"][];
+            excluded: components["schemas"]["RouteExclusion"][];
         };
         /** @description A weak or misused secret. */
         SecurityWarning: {
@@ -3067,6 +3149,34 @@ export interface operations {
                 };
                 content: {
                     "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    inspectRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RouteInspectRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RouteInspection"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -38,6 +38,7 @@ use http::StatusCode;
 use tracing::Instrument;
 
 pub use crate::credential::extract_client_key;
+pub use native::channels_for;
 use tokio::sync::OwnedSemaphorePermit;
 
 pub use crate::error::throttled;

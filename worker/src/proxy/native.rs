@@ -118,6 +118,17 @@ pub(super) fn route(method: &Method, path: &str, parts: &Parts) -> Option<Native
     }
 }
 
+/// The channel types whose groups serve a native route of `protocol` (what the route inspector
+/// asks).
+pub fn channels_for(protocol: ChannelType) -> &'static [ChannelType] {
+    match protocol {
+        ChannelType::OpenAi => OPENAI,
+        ChannelType::OpenAiResponse => RESPONSES,
+        ChannelType::Anthropic => ANTHROPIC,
+        ChannelType::Gemini => GEMINI,
+    }
+}
+
 /// The error shape for a path under the native prefixes that is no route.
 pub(super) fn shape_for_path(path: &str) -> ErrorShape {
     if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
