@@ -3,8 +3,10 @@
 // against the real `gpt-load` binary with a mock upstream:
 //   log in → change a setting → create a group with two upstreams → add 1000 keys and watch the
 //   task → proxied requests → Logs (filters, detail, CSV export) → Dashboard chart → a key failing
-//   until blacklisted shows as invalid → reorder groups → aggregate group → exports never carry the
-//   admin key → screenshots of every page in light and dark → log out.
+//   until blacklisted shows as invalid → reorder groups → aggregate group → a group's models for the
+//   native routes → an access key (shown once, copied, used on /v1/chat/completions within its
+//   filters, disabled) → exports never carry the admin key → screenshots of every page in light and
+//   dark → log out.
 // Every JSON answer of /api the browser receives is validated against master/openapi.json.
 //
 // Needs: ../target/debug/gpt-load and ../target/debug/mock-upstream (cargo build --bins), and
@@ -152,7 +154,14 @@ async function main() {
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   };
   const clickText = (text, within = 'body') => page.locator(within).getByText(text, { exact: true }).first().click();
-  const dropdownPick = (text) => page.locator('.n-dropdown-option').filter({ hasText: text }).first().click();
+  // A dropdown option is clicked once its menu has stopped moving: a click during the menu's
+  // enter or leave transition can land beside the option on a busy machine.
+  const dropdownPick = async (text) => {
+    const option = page.locator('.n-dropdown-option').filter({ hasText: text }).first();
+    await option.waitFor();
+    await page.waitForFunction(() => !document.querySelector('.n-dropdown-menu[class*="transition-enter-active"], .n-dropdown-menu[class*="transition-leave-active"]'));
+    await option.click();
+  };
   const selectPick = (text) => page.locator('.n-base-select-option').filter({ hasText: text }).first().click();
   const messageShown = (text) => page.locator('.n-message').filter({ hasText: text }).first().waitFor();
   const fillInput = async (sel, value) => {
@@ -500,6 +509,183 @@ async function main() {
     await page.locator('[data-test=sub-group-table]').getByText('100.0%').waitFor();
   });
 
+  // ---- native routes and access keys -----------------------------------------------------
+  const chat = async (key, model) => {
+    const r = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: `native ${model}` }] }),
+    });
+    return { status: r.status, text: await r.text() };
+  };
+  const accessKeyRow = (name) => page.locator(`[data-test=access-key-row][data-name="${name}"]`);
+  /** Types into a tag input (TagInput.vue): its text box shows once the field is clicked. */
+  const typeTag = async (testId, text, { enter = true } = {}) => {
+    await page.locator(`[data-test=${testId}-select]`).click();
+    await page.keyboard.type(text);
+    if (enter) await page.keyboard.press('Enter');
+  };
+
+  await step('the group form gives a group models, priority and weight for the native routes', async () => {
+    await goto('/keys');
+    await page.locator('[data-test=group-item-e2e-main]').click();
+    await page.click('[data-test=group-edit]');
+    const form = page.locator('[data-test=group-form]');
+    await form.waitFor();
+    await form.getByText('reachable only through /proxy/e2e-main').waitFor();
+    await typeTag('group-models', 'e2e-chat-*');
+    // Typed but not entered: leaving the field keeps it as a tag too.
+    await typeTag('group-models', 'e2e-extra', { enter: false });
+    await fillInput('[data-test=group-priority]', '1');
+    await fillInput('[data-test=group-weight]', '3');
+    await page.locator('[data-test=group-models-select] .n-tag').filter({ hasText: 'e2e-extra' }).waitFor();
+    await shot('group-form-routing-light');
+    await page.click('[data-test=group-form-submit]');
+    await form.waitFor({ state: 'hidden' });
+    const g = (await admin('/api/groups')).find((x) => x.name === 'e2e-main');
+    check(JSON.stringify(g.models) === '["e2e-chat-*","e2e-extra"]' && g.priority === 1 && g.weight === 3, `routing ${JSON.stringify([g.models, g.priority, g.weight])}`);
+    await page.locator('[data-test=group-routing-summary]').filter({ hasText: 'priority 1 · weight 3' }).waitFor();
+    if (!(await page.locator('[data-test=group-models-value]').isVisible())) {
+      await page.locator('[data-test=group-info] .n-collapse-item__header').filter({ hasText: 'Details' }).click();
+    }
+    await page.locator('[data-test=group-models-value]').getByText('e2e-chat-*').waitFor();
+    check((await page.locator('[data-test=group-priority-value]').innerText()).trim() === '1', 'the detail does not show the priority');
+    check((await page.locator('[data-test=group-weight-value]').innerText()).trim() === '3', 'the detail does not show the weight');
+    // A second group serves another model; the access key below may not use it.
+    const flakyGroup = (await admin('/api/groups')).find((x) => x.name === 'e2e-flaky');
+    await admin(`/api/groups/${flakyGroup.id}`, { method: 'PUT', body: JSON.stringify({ models: ['e2e-other'] }) });
+  });
+
+  let accessKey = '';
+  await step('create an access key with a group filter: the whole key is shown once and copied', async () => {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await page.click('[data-test=nav-accessKeys]');
+    await page.waitForURL((u) => u.pathname === '/access-keys');
+    await page.locator('[data-test=access-key-table]').getByText('No access keys yet').waitFor();
+    await page.click('[data-test=access-key-create]');
+    const form = page.locator('[data-test=access-key-form]');
+    await form.waitFor();
+    await fillInput('[data-test=access-key-name]', 'e2e-agent');
+    await page.locator('[data-test=access-key-groups]').click();
+    await selectPick('e2e-main');
+    await page.locator('[data-test=access-key-protocols]').click();
+    await page.locator('.n-base-select-option').filter({ hasText: /^openai$/ }).click();
+    await typeTag('access-key-ips', '127.0.0.0/8');
+    await page.locator('[data-test=access-key-expires]').click();
+    await page.locator('.n-date-panel').getByRole('button', { name: 'In 1 year' }).click();
+    await page.locator('.n-date-panel').waitFor({ state: 'hidden' });
+    await shot('access-key-form-light');
+    await page.click('[data-test=access-key-form-submit]');
+    await form.waitFor({ state: 'hidden' });
+    const created = page.locator('[data-test=access-key-created]');
+    await created.waitFor();
+    await created.getByText('This is the only time the whole key is shown').waitFor();
+    const shown = await page.locator('[data-test=access-key-created-value]').inputValue();
+    check(/^sk-gl-[A-Za-z0-9]{40}$/.test(shown), `generated access key looks wrong: ${shown}`);
+    await page.click('[data-test=access-key-copy]');
+    await messageShown('Copied');
+    accessKey = await page.evaluate(() => navigator.clipboard.readText());
+    check(accessKey === shown, `the clipboard holds ${accessKey}, not the shown key`);
+    await shot('access-key-created-light');
+    await page.click('[data-test=access-key-created-done]');
+    await created.waitFor({ state: 'hidden' });
+    const row = accessKeyRow('e2e-agent');
+    await row.waitFor();
+    const masked = `${accessKey.slice(0, 10)}…${accessKey.slice(-4)}`;
+    check((await row.locator('[data-test=access-key-masked]').innerText()).trim() === masked, `the list shows ${await row.locator('[data-test=access-key-masked]').innerText()}, not ${masked}`);
+    check((await row.innerText()).includes('e2e-main') && (await row.innerText()).includes('openai'), `filters not shown: ${await row.innerText()}`);
+    check(!(await page.content()).includes(accessKey), 'the whole key is still on the page');
+    const k = (await admin('/api/access-keys')).find((x) => x.name === 'e2e-agent');
+    const mainId = (await admin('/api/groups')).find((x) => x.name === 'e2e-main').id;
+    check(k.key === masked, `the API lists ${k.key}`);
+    check(JSON.stringify(k.filters) === JSON.stringify({ groups: [mainId], models: [], protocols: ['openai'] }), `filters ${JSON.stringify(k.filters)}`);
+    check(JSON.stringify(k.allowed_ips) === '["127.0.0.0/8"]', `allowed_ips ${JSON.stringify(k.allowed_ips)}`);
+    const days = (Date.parse(k.expires_at) - Date.now()) / 86_400_000;
+    check(days > 360 && days < 370, `expires_at ${k.expires_at}`);
+  });
+
+  await step('the access key reaches its group on /v1/chat/completions; a model outside its filter is 403', async () => {
+    const ok = await waitFor('the access key to be served', async () => {
+      const r = await chat(accessKey, 'e2e-chat-1');
+      return r.status === 200 ? r : null;
+    }, { timeoutMs: 10_000 });
+    check(ok.text.includes('native e2e-chat-1'), `unexpected answer ${ok.text.slice(0, 200)}`);
+    // e2e-other is served only by e2e-flaky, which the key's group filter leaves out.
+    const refused = await waitFor('the filter to refuse e2e-other', async () => {
+      const r = await chat(accessKey, 'e2e-other');
+      return r.status === 403 ? r : null;
+    }, { timeoutMs: 10_000 });
+    check(JSON.parse(refused.text).error?.message, `403 without an OpenAI-shaped error: ${refused.text}`);
+    check(flaky.count() > 0, 'sanity: the failing upstream saw the earlier requests');
+    const before = flaky.count();
+    await chat(accessKey, 'e2e-other');
+    check(flaky.count() === before, 'a refused request reached an upstream');
+  });
+
+  await step("the access key's requests are counted, and its logs found by its name", async () => {
+    await waitFor('the request to be counted', async () => (await admin('/api/access-keys')).find((x) => x.name === 'e2e-agent').request_count >= 1, { timeoutMs: 20_000 });
+    await page.click('[data-test=access-keys-refresh]');
+    await accessKeyRow('e2e-agent').locator('[data-test=access-key-requests]').filter({ hasText: /^[1-9]/ }).waitFor();
+    await goto('/logs');
+    await page.locator('[data-test=log-filter-access-key]').fill('e2e-agent');
+    await page.click('[data-test=log-search]');
+    await page.waitForLoadState('networkidle');
+    await page.locator('[data-test=log-row]').first().waitFor();
+    const rows = await page.locator('[data-test=log-row]').allInnerTexts();
+    check(rows.length >= 1 && rows.every((r) => r.includes('e2e-agent') && r.includes('e2e-main')), `log rows: ${rows.join(' | ')}`);
+  });
+
+  await step('disabling the access key in the UI refuses it with 401', async () => {
+    await goto('/access-keys');
+    const row = accessKeyRow('e2e-agent');
+    await row.locator('[data-test=access-key-toggle]').click();
+    await messageShown('Access key disabled');
+    await row.locator('[data-test=access-key-toggle][aria-checked=false]').waitFor();
+    await waitFor('the disabled key to be refused', async () => (await chat(accessKey, 'e2e-chat-1')).status === 401, { timeoutMs: 10_000 });
+    check((await admin('/api/access-keys')).find((x) => x.name === 'e2e-agent').status === 'disabled', 'the key is not disabled');
+  });
+
+  await step('access keys: a custom key, the server refusing a duplicate, edit, delete', async () => {
+    const form = page.locator('[data-test=access-key-form]');
+    const custom = 'sk-e2e-custom-key-0001';
+    for (const attempt of [1, 2]) {
+      await page.click('[data-test=access-key-create]');
+      await form.waitFor();
+      await fillInput('[data-test=access-key-name]', 'e2e-custom');
+      await fillInput('[data-test=access-key-custom]', custom);
+      await page.click('[data-test=access-key-form-submit]');
+      if (attempt === 1) {
+        await form.waitFor({ state: 'hidden' });
+        check((await page.locator('[data-test=access-key-created-value]').inputValue()) === custom, 'the custom key is not the one shown');
+        await page.click('[data-test=access-key-created-done]');
+      }
+    }
+    // The second time the server answers 409; its message stays in the form.
+    const error = page.locator('[data-test=access-key-form-error]');
+    await error.waitFor();
+    check((await error.innerText()).trim().length > 0, 'the refusal shows no message');
+    await form.getByRole('button', { name: 'Cancel' }).click();
+    await form.waitFor({ state: 'hidden' });
+    check((await admin('/api/access-keys')).filter((x) => x.name === 'e2e-custom').length === 1, 'the duplicate was created');
+
+    await accessKeyRow('e2e-custom').locator('[data-test=access-key-edit]').click();
+    await form.waitFor();
+    check((await page.locator('[data-test=access-key-name]').inputValue()) === 'e2e-custom', 'edit form not filled');
+    check((await page.locator('[data-test=access-key-custom]').count()) === 0, 'the key is editable');
+    await fillInput('[data-test=access-key-name]', 'e2e-custom-2');
+    await typeTag('access-key-models', 'gpt-*');
+    await page.click('[data-test=access-key-form-submit]');
+    await form.waitFor({ state: 'hidden' });
+    await accessKeyRow('e2e-custom-2').getByText('gpt-*').waitFor();
+    check((await accessKeyRow('e2e-custom-2').locator('[data-test=access-key-masked]').innerText()).trim() === 'sk-e…0001', 'the custom key is not masked');
+
+    await accessKeyRow('e2e-custom-2').locator('[data-test=access-key-delete]').click();
+    await page.locator('.n-dialog').getByText('Delete e2e-custom-2?').waitFor();
+    await page.locator('.n-dialog').getByRole('button', { name: 'Delete' }).click();
+    await accessKeyRow('e2e-custom-2').waitFor({ state: 'detached' });
+    check(!(await admin('/api/access-keys')).some((x) => x.name.startsWith('e2e-custom')), 'the key still exists');
+  });
+
   await step('every JSON answer matches master/openapi.json', async () => {
     await Promise.all(pending);
     check(schema.checked.size >= 20, `only ${schema.checked.size} kinds of answers seen`);
@@ -521,6 +707,7 @@ async function main() {
         ['dashboard', '/dashboard'],
         ['keys', '/keys?group=' + (await admin('/api/groups')).find((g) => g.name === 'e2e-main').id],
         ['keys-aggregate', '/keys?group=' + (await admin('/api/groups')).find((g) => g.name === 'e2e-agg').id],
+        ['access-keys', '/access-keys'],
         ['logs', '/logs'],
         ['settings', '/settings'],
       ]) {

@@ -14,6 +14,7 @@ const routes: RouteRecordRaw[] = [
       { path: '', redirect: { name: 'dashboard' } },
       { path: 'dashboard', name: 'dashboard', component: () => import('@/views/DashboardView.vue') },
       { path: 'keys', name: 'keys', component: () => import('@/views/KeysView.vue') },
+      { path: 'access-keys', name: 'accessKeys', component: () => import('@/views/AccessKeysView.vue') },
       { path: 'logs', name: 'logs', component: () => import('@/views/LogsView.vue') },
       { path: 'settings', name: 'settings', component: () => import('@/views/SettingsView.vue') },
     ],

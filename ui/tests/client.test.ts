@@ -122,6 +122,24 @@ describe('api client', () => {
     expect(header(calls[0]!.init, 'Content-Type')).toBeNull();
   });
 
+  it('calls the access-key routes with their methods and bodies', async () => {
+    const { api, calls } = setup((url, init) =>
+      init.method === 'DELETE' ? jsonResponse({ code: 0, message: 'Deleted' }) : jsonResponse({ code: 0, message: 'ok', data: url.endsWith('access-keys') && init.method === 'GET' ? [] : { id: 7 } }),
+    );
+    await expect(api.listAccessKeys()).resolves.toEqual([]);
+    await api.createAccessKey({ name: 'a', filters: { groups: [1], models: [], protocols: ['gemini'] } });
+    await api.updateAccessKey(7, { status: 'disabled' });
+    await expect(api.deleteAccessKey(7)).resolves.toMatchObject({ message: 'Deleted' });
+    expect(calls.map((c) => `${c.init.method} ${c.url}`)).toEqual([
+      'GET /api/access-keys',
+      'POST /api/access-keys',
+      'PUT /api/access-keys/7',
+      'DELETE /api/access-keys/7',
+    ]);
+    expect(JSON.parse(calls[1]!.init.body as string)).toEqual({ name: 'a', filters: { groups: [1], models: [], protocols: ['gemini'] } });
+    expect(JSON.parse(calls[2]!.init.body as string)).toEqual({ status: 'disabled' });
+  });
+
   it('refuses a success answer that is not JSON', async () => {
     const { api } = setup(() => new Response('<html>', { status: 200 }));
     await expect(api.listGroups()).rejects.toMatchObject({ code: 'INVALID_RESPONSE' });

@@ -89,6 +89,28 @@ describe('GroupFormModal', () => {
     w.unmount();
   });
 
+  it('sends the models, priority and weight of the native routes', async () => {
+    mocks.createGroup.mockResolvedValue({ message: 'ok', data: { id: 9, name: 'routed' } });
+    const w = mountWithProviders(GroupFormModal, props);
+    await flush();
+    await type('[data-test=group-name]', 'routed');
+    expect(textOf('[data-test=group-routing]')).toContain('reachable only through /proxy/routed');
+    await type('[data-test=group-test-model]', 'gpt-4.1-nano');
+    await type('[data-test=upstream-url-0]', 'http://127.0.0.1:9999');
+    await type('[data-test=group-models]', 'gpt-4o*, gpt-4.1-nano');
+    q('[data-test=group-models]').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    await flush();
+    await type('[data-test=group-priority]', '2');
+    q('[data-test=group-priority]').dispatchEvent(new FocusEvent('blur'));
+    await type('[data-test=group-weight]', '5');
+    q('[data-test=group-weight]').dispatchEvent(new FocusEvent('blur'));
+    await flush();
+    q<HTMLButtonElement>('[data-test=group-form-submit]').click();
+    await flush();
+    expect(mocks.createGroup.mock.calls[0]![0]).toMatchObject({ name: 'routed', models: ['gpt-4o*', 'gpt-4.1-nano'], priority: 2, weight: 5 });
+    w.unmount();
+  });
+
   it('shows the server message when the API refuses', async () => {
     mocks.createGroup.mockRejectedValue(new ApiError(409, 'DUPLICATE_RESOURCE', 'Resource already exists'));
     const w = mountWithProviders(GroupFormModal, props);

@@ -77,6 +77,18 @@ describe('group form validation', () => {
     expect(parseParamOverrides('{"a":1}').value).toEqual({ a: 1 });
   });
 
+  it('checks the routing fields: model patterns, an integer priority, a weight of 0 to 1000', () => {
+    expect(keys({ ...valid(), models: ['gpt-4o*', 'claude-?'], priority: -5, weight: 0 })).toEqual([]);
+    expect(keys({ ...valid(), weight: 1000 })).toEqual([]);
+    expect(keys({ ...valid(), models: ['  '] })).toContain('modelEmpty');
+    expect(validateGroupForm({ ...valid(), models: ['m'.repeat(201)] })).toContainEqual({ field: 'models', key: 'modelLength', params: { max: 200 } });
+    expect(keys({ ...valid(), models: ['m'.repeat(200)] })).toEqual([]);
+    expect(keys({ ...valid(), priority: 1.5 })).toContain('priorityInteger');
+    for (const weight of [-1, 1001, 2.5]) expect(keys({ ...valid(), weight })).toContain('routingWeight');
+    // Aggregates are never candidates of the native routes: their routing fields are not checked.
+    expect(validateGroupForm({ ...emptyForm('aggregate'), name: 'agg', weight: -1 })).toEqual([]);
+  });
+
   it('does not ask aggregates for upstreams or a test model', () => {
     const agg = { ...emptyForm('aggregate'), name: 'agg' };
     expect(validateGroupForm(agg)).toEqual([]);
@@ -104,6 +116,9 @@ describe('group form payload', () => {
       redirects: [{ from: ' gpt-4 ', to: ' gpt-4.1 ' }],
       model_redirect_strict: true,
       param_overrides: '{"temperature":0.2}',
+      models: [' gpt-4o* ', 'claude-3-haiku', 'gpt-4o*', ''],
+      priority: -2,
+      weight: 7,
     };
     expect(toPayload(f)).toEqual({
       name: 'my-group_1',
@@ -127,7 +142,15 @@ describe('group form payload', () => {
       model_redirect_rules: { 'gpt-4': 'gpt-4.1' },
       model_redirect_strict: true,
       param_overrides: { temperature: 0.2 },
+      models: ['gpt-4o*', 'claude-3-haiku'],
+      priority: -2,
+      weight: 7,
     });
+  });
+
+  it('sends the routing defaults when priority or weight was cleared', () => {
+    const p = toPayload({ ...valid(), priority: null, weight: null });
+    expect(p).toMatchObject({ models: [], priority: 0, weight: 1 });
   });
 
   it('clears params with an empty object and drops the endpoint for gemini', () => {
@@ -161,9 +184,9 @@ describe('group form payload', () => {
       config: { max_retries: 2 },
       header_rules: [{ key: 'X-A', value: '1', action: 'set' }],
       proxy_keys: 'sk-1',
-      models: [],
-      priority: 0,
-      weight: 1,
+      models: ['claude-*'],
+      priority: 3,
+      weight: 5,
       last_validated_at: null,
       created_at: '2025-01-01T00:00:00Z',
       updated_at: '2025-01-01T00:00:00Z',
@@ -172,7 +195,10 @@ describe('group form payload', () => {
     expect(f.redirects).toEqual([{ from: 'a', to: 'b' }]);
     expect(f.config).toEqual([{ key: 'max_retries', value: 2 }]);
     expect(JSON.parse(f.param_overrides)).toEqual({ top_p: 1 });
+    expect(f).toMatchObject({ models: ['claude-*'], priority: 3, weight: 5 });
+    f.models.push('changed');
+    expect(g.models).toEqual(['claude-*']);
     const p = toPayload(f);
-    expect(p).toMatchObject({ name: 'g', channel_type: 'anthropic', upstreams: g.upstreams, header_rules: g.header_rules, model_redirect_rules: g.model_redirect_rules, config: g.config, param_overrides: g.param_overrides });
+    expect(p).toMatchObject({ name: 'g', channel_type: 'anthropic', upstreams: g.upstreams, header_rules: g.header_rules, model_redirect_rules: g.model_redirect_rules, config: g.config, param_overrides: g.param_overrides, priority: 3, weight: 5 });
   });
 });

@@ -288,6 +288,11 @@ export function createClient(cfg: ClientConfig) {
     listLogs: (query: QueryOf<'/api/logs', 'get'>) => get('/api/logs', { query }),
     exportLogKeys: (query: QueryOf<'/api/logs/export', 'get'>) => download('/api/logs/export', query, 'log_keys_export.csv'),
 
+    listAccessKeys: () => get('/api/access-keys'),
+    createAccessKey: (body: Schemas['AccessKeyCreate']) => call('post', '/api/access-keys', { body }),
+    updateAccessKey: (id: number, body: Schemas['AccessKeyUpdate']) => call('put', '/api/access-keys/{id}', { path: { id }, body }),
+    deleteAccessKey: (id: number) => call('delete', '/api/access-keys/{id}', { path: { id } }),
+
     getSettings: () => get('/api/settings'),
     updateSettings: (body: Schemas['SettingsUpdate']) => call('put', '/api/settings', { body }),
   };

@@ -43,7 +43,17 @@ export interface GroupForm {
   model_redirect_strict: boolean;
   /** JSON text of an object (empty = none). */
   param_overrides: string;
+  /** Models served on the native routes: names or glob patterns (empty = only `/proxy/{name}`). */
+  models: string[];
+  /** Routing tier on the native routes: lower is tried first. */
+  priority: number | null;
+  /** Share within the tier on the native routes, 0–1000. */
+  weight: number | null;
 }
+
+/** Limits of the server (`master/src/service/groups.rs`). */
+export const MAX_MODEL_CHARS = 200;
+export const MAX_ROUTING_WEIGHT = 1000;
 
 export const TEST_MODEL_PLACEHOLDER: Record<ChannelType, string> = {
   openai: 'gpt-4.1-nano',
@@ -88,6 +98,9 @@ export function emptyForm(groupType: GroupType = 'standard', channel: ChannelTyp
     redirects: [],
     model_redirect_strict: false,
     param_overrides: '',
+    models: [],
+    priority: 0,
+    weight: 1,
   };
 }
 
@@ -111,6 +124,9 @@ export function formFromGroup(g: Group): GroupForm {
     redirects: Object.entries(g.model_redirect_rules ?? {}).map(([from, to]) => ({ from, to })),
     model_redirect_strict: g.model_redirect_strict,
     param_overrides: params,
+    models: [...(g.models ?? [])],
+    priority: g.priority,
+    weight: g.weight,
   };
 }
 
@@ -204,6 +220,27 @@ export function validateRedirects(rows: RedirectRow[]): FormError[] {
   return out;
 }
 
+/** Model names or patterns: each non-empty and at most 200 characters. */
+export function validateModels(models: string[]): FormError[] {
+  const out: FormError[] = [];
+  for (const m of models) {
+    const t = m.trim();
+    if (!t) out.push({ field: 'models', key: 'modelEmpty' });
+    else if ([...t].length > MAX_MODEL_CHARS) out.push({ field: 'models', key: 'modelLength', params: { max: MAX_MODEL_CHARS } });
+  }
+  return out;
+}
+
+/** Trimmed, blanks and duplicates dropped, order kept (as the server stores model lists). */
+export function cleanList(list: string[]): string[] {
+  const out: string[] = [];
+  for (const v of list) {
+    const t = v.trim();
+    if (t && !out.includes(t)) out.push(t);
+  }
+  return out;
+}
+
 /** Parses the param-overrides text: `null` for empty, an object, or an error key. */
 export function parseParamOverrides(text: string): { value: Record<string, unknown> | null; error: string | null } {
   const t = text.trim();
@@ -235,12 +272,20 @@ export function validateGroupForm(f: GroupForm): FormError[] {
     out.push(...validateRedirects(f.redirects));
     const p = parseParamOverrides(f.param_overrides);
     if (p.error) out.push({ field: 'param_overrides', key: p.error });
+    out.push(...validateModels(f.models));
+    if (f.priority !== null && !Number.isInteger(f.priority)) out.push({ field: 'priority', key: 'priorityInteger' });
+    if (f.weight !== null && (!Number.isInteger(f.weight) || f.weight < 0 || f.weight > MAX_ROUTING_WEIGHT)) {
+      out.push({ field: 'weight', key: 'routingWeight' });
+    }
   }
   out.push(...validateConfigRows(f.config));
   return out;
 }
 
-/** The create/update body for a valid form. Aggregates send only the fields they have. */
+/**
+ * The create/update body for a valid form. Aggregates send only the fields they have (the native
+ * routes choose among standard groups only, so models, priority and weight are theirs alone).
+ */
 export function toPayload(f: GroupForm): Schemas['GroupRequest'] {
   const base: Schemas['GroupRequest'] = {
     name: f.name.trim(),
@@ -268,6 +313,9 @@ export function toPayload(f: GroupForm): Schemas['GroupRequest'] {
     model_redirect_rules: Object.fromEntries(f.redirects.filter((r) => r.from.trim()).map((r) => [r.from.trim(), r.to.trim()])),
     model_redirect_strict: f.model_redirect_strict,
     param_overrides: parseParamOverrides(f.param_overrides).value ?? {},
+    models: cleanList(f.models),
+    priority: f.priority ?? 0,
+    weight: f.weight ?? 1,
   };
 }
 

@@ -12,6 +12,8 @@ export interface LogFilters {
   group_name: string;
   model: string;
   key_value: string;
+  /** Substring of the access key's name. */
+  access_key_name: string;
   error_contains: string;
   source_ip: string;
   /** [start, end] in epoch milliseconds. */
@@ -27,6 +29,7 @@ export function emptyLogFilters(): LogFilters {
     group_name: '',
     model: '',
     key_value: '',
+    access_key_name: '',
     error_contains: '',
     source_ip: '',
     range: null,
@@ -39,7 +42,7 @@ export function toLogQuery(f: LogFilters): LogQuery {
   if (f.is_success !== 'all') q.is_success = f.is_success === 'true';
   if (f.request_type !== 'all') q.request_type = f.request_type;
   if (f.status_code !== null && Number.isInteger(f.status_code)) q.status_code = f.status_code;
-  const text = ['parent_group_name', 'group_name', 'model', 'key_value', 'error_contains', 'source_ip'] as const;
+  const text = ['parent_group_name', 'group_name', 'model', 'key_value', 'access_key_name', 'error_contains', 'source_ip'] as const;
   for (const k of text) {
     const v = f[k].trim();
     if (v) q[k] = v;
@@ -62,6 +65,7 @@ export const LOG_COLUMNS = [
   'group_name',
   'model',
   'key_value',
+  'access_key_name',
   'source_ip',
   'request_path',
   'upstream_addr',
@@ -69,7 +73,7 @@ export const LOG_COLUMNS = [
 ] as const;
 export type LogColumn = (typeof LOG_COLUMNS)[number];
 
-export const DEFAULT_LOG_COLUMNS: LogColumn[] = ['timestamp', 'is_success', 'request_type', 'status_code', 'duration_ms', 'group_name', 'model', 'key_value', 'error_message'];
+export const DEFAULT_LOG_COLUMNS: LogColumn[] = ['timestamp', 'is_success', 'request_type', 'status_code', 'duration_ms', 'group_name', 'model', 'key_value', 'access_key_name', 'error_message'];
 
 const COLUMNS_KEY = 'gpt-load.log-columns';
 
