@@ -16,7 +16,8 @@ export function isZeroTime(s: string | null | undefined): boolean {
 
 export function formatDateTime(s: string | null | undefined, locale: string): string {
   if (isZeroTime(s)) return '—';
-  return new Date(s as string).toLocaleString(locale, { hour12: false });
+  // `hourCycle: 'h23'`, not `hour12: false`: the latter shows midnight as 24:00 in en-US.
+  return new Date(s as string).toLocaleString(locale, { hourCycle: 'h23' });
 }
 
 /** "3 minutes ago" in the UI language. */
