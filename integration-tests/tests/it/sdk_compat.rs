@@ -20,20 +20,15 @@ fn python() -> PathBuf {
     venv
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn official_sdks_work_through_the_proxy() {
-    let t = Setup::new(&[]).await;
-    t.group("oa", "openai", &["sk-oa-1", "sk-oa-2"], json!({}))
-        .await;
-    t.group("or", "openai-response", &["sk-or-1"], json!({}))
-        .await;
-    t.group("an", "anthropic", &["ak-1"], json!({})).await;
-    t.group("gm", "gemini", &["AIza-1"], json!({})).await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/compat.py");
+/// Runs `integration-tests/sdk/{script}` against the server with `key`; it must print `ALL OK`.
+async fn run_sdk_script(t: &Setup, script: &str, key: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sdk")
+        .join(script);
     let out = tokio::process::Command::new(python())
         .arg(&script)
         .arg(t.server.url(""))
-        .arg(PROXY_KEY)
+        .arg(key)
         .output()
         .await
         .unwrap();
@@ -45,6 +40,18 @@ async fn official_sdks_work_through_the_proxy() {
         t.server.logs()
     );
     assert!(stdout.contains("ALL OK"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_sdks_work_through_the_proxy() {
+    let t = Setup::new(&[]).await;
+    t.group("oa", "openai", &["sk-oa-1", "sk-oa-2"], json!({}))
+        .await;
+    t.group("or", "openai-response", &["sk-or-1"], json!({}))
+        .await;
+    t.group("an", "anthropic", &["ak-1"], json!({})).await;
+    t.group("gm", "gemini", &["AIza-1"], json!({})).await;
+    run_sdk_script(&t, "compat.py", PROXY_KEY).await;
     // The real keys reached the upstream, the proxy key did not.
     for k in ["sk-oa-1", "sk-or-1", "ak-1", "AIza-1"] {
         assert!(!t.mock.requests_for_key(k).is_empty(), "{k} unused");
@@ -87,22 +94,7 @@ async fn official_sdks_work_on_the_native_routes_with_an_access_key() {
     assert_eq!(status, 200, "{v}");
     let key = v["data"]["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("sk-gl-"), "{key}");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/native.py");
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .arg(t.server.url(""))
-        .arg(&key)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
-        t.server.logs()
-    );
-    assert!(stdout.contains("ALL OK"), "{stdout}");
+    run_sdk_script(&t, "native.py", &key).await;
     for k in ["sk-oa-1", "sk-or-1", "ak-1", "AIza-1"] {
         assert!(!t.mock.requests_for_key(k).is_empty(), "{k} unused");
     }

@@ -127,22 +127,14 @@ pub async fn proxy(state: WorkerState, thread: Option<ServingThread>, req: Reque
     request_path.push_str("/proxy/");
     request_path.push_str(group_name);
     request_path.push_str(rest);
-    if let Some(q) = &query {
-        request_path.push('?');
-        request_path.push_str(q);
-    }
+    push_query(&mut request_path, &query);
     let ctx = RequestCtx {
         start,
         method: parts.method.clone(),
         rest: rest.to_owned(),
         query,
         client_ip: admitted.client_ip,
-        user_agent: parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
+        user_agent: user_agent(&parts.headers),
         headers: parts.headers,
         body,
         facts,
@@ -154,6 +146,22 @@ pub async fn proxy(state: WorkerState, thread: Option<ServingThread>, req: Reque
         thread,
     };
     execute(&state, &runtime, ctx, admitted.permit, start).await
+}
+
+fn user_agent(headers: &http::HeaderMap) -> String {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Appends `?query` to a logged path.
+fn push_query(path: &mut String, query: &Option<String>) {
+    if let Some(q) = query {
+        path.push('?');
+        path.push_str(q);
+    }
 }
 
 /// Steps 4–9 for an admitted request with its body read.
@@ -232,22 +240,14 @@ async fn native_request(
         return ProxyError::NotFound.render(shape);
     };
     let mut request_path = path.to_owned();
-    if let Some(q) = &query {
-        request_path.push('?');
-        request_path.push_str(q);
-    }
+    push_query(&mut request_path, &query);
     let ctx = RequestCtx {
         start,
         method: parts.method.clone(),
         rest: path.to_owned(),
         query,
         client_ip,
-        user_agent: parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
+        user_agent: user_agent(&parts.headers),
         headers: parts.headers,
         body,
         facts,
