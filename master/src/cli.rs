@@ -69,4 +69,33 @@ pub enum CtlCommand {
         #[arg(long, default_value = "")]
         status: String,
     },
+    /// Access keys of the native routes.
+    #[command(name = "access-keys", subcommand)]
+    AccessKeys(AccessKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessKeysCommand {
+    /// Every access key (keys masked) with its filters and use.
+    List,
+    /// Creates an access key and prints it: the only time the whole key is shown.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A group the key may use (repeatable; none: any).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A model name or glob the key may ask for (repeatable; none: any).
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// A protocol the key may speak: openai, openai-response, anthropic, gemini (repeatable;
+        /// none: any).
+        #[arg(long = "protocol")]
+        protocols: Vec<String>,
+        /// RFC 3339 expiry (none: never).
+        #[arg(long, default_value = "")]
+        expires_at: String,
+    },
+    /// Disables an access key, by id or unique name.
+    Disable { key: String },
 }

@@ -3,13 +3,14 @@
 use gpt_load_common::config::StaticConfig;
 use gpt_load_proto::ops::v1::ops_client::OpsClient;
 use gpt_load_proto::ops::v1::{
-    ClusterStatusRequest, ImportKeysRequest, ListGroupsRequest, ValidateGroupRequest,
+    AccessKeyInfo, ClusterStatusRequest, CreateAccessKeyRequest, DisableAccessKeyRequest,
+    ImportKeysRequest, ListAccessKeysRequest, ListGroupsRequest, ValidateGroupRequest,
 };
 use gpt_load_worker::cluster::subscriber::authed;
 use serde_json::json;
 use tonic::transport::Endpoint;
 
-use crate::cli::{CtlArgs, CtlCommand};
+use crate::cli::{AccessKeysCommand, CtlArgs, CtlCommand};
 
 fn status_msg(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
@@ -149,5 +150,87 @@ pub async fn run(cfg: &StaticConfig, args: CtlArgs) -> Result<String, String> {
                 )
             })
         }
+        CtlCommand::AccessKeys(cmd) => {
+            let keys = match cmd {
+                AccessKeysCommand::List => {
+                    client
+                        .list_access_keys(authed(ListAccessKeysRequest {}, &secret))
+                        .await
+                        .map_err(status_msg)?
+                        .into_inner()
+                        .access_keys
+                }
+                AccessKeysCommand::Create {
+                    name,
+                    groups,
+                    models,
+                    protocols,
+                    expires_at,
+                } => vec![
+                    client
+                        .create_access_key(authed(
+                            CreateAccessKeyRequest {
+                                name,
+                                groups,
+                                models,
+                                protocols,
+                                expires_at,
+                            },
+                            &secret,
+                        ))
+                        .await
+                        .map_err(status_msg)?
+                        .into_inner(),
+                ],
+                AccessKeysCommand::Disable { key } => vec![
+                    client
+                        .disable_access_key(authed(DisableAccessKeyRequest { key }, &secret))
+                        .await
+                        .map_err(status_msg)?
+                        .into_inner(),
+                ],
+            };
+            Ok(access_keys_text(&keys, args.json))
+        }
     }
+}
+
+/// Access keys as a table, or as JSON with `--json`.
+fn access_keys_text(keys: &[AccessKeyInfo], as_json: bool) -> String {
+    let any = |v: &[String]| {
+        if v.is_empty() {
+            "*".to_owned()
+        } else {
+            v.join(",")
+        }
+    };
+    if as_json {
+        let v: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                json!({"id": k.id, "name": k.name, "key": k.key, "status": k.status,
+                       "groups": k.groups, "models": k.models, "protocols": k.protocols,
+                       "expires_at": k.expires_at, "request_count": k.request_count,
+                       "last_used_at": k.last_used_at})
+            })
+            .collect();
+        return serde_json::Value::Array(v).to_string();
+    }
+    let mut out = format!(
+        "{:<6} {:<20} {:<52} {:<9} {:<20} {:<20} {:>9}\n",
+        "id", "name", "key", "status", "groups", "models", "requests"
+    );
+    for k in keys {
+        out.push_str(&format!(
+            "{:<6} {:<20} {:<52} {:<9} {:<20} {:<20} {:>9}\n",
+            k.id,
+            k.name,
+            k.key,
+            k.status,
+            any(&k.groups),
+            any(&k.models),
+            k.request_count
+        ));
+    }
+    out
 }

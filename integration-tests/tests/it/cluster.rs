@@ -900,3 +900,79 @@ async fn an_access_key_created_on_the_master_works_on_every_worker_within_a_seco
     }
     c.db.drop_db().await;
 }
+
+/// `gpt-load ctl access-keys create|list|disable`: the key is shown whole once, masked in the
+/// list, and works on a worker until disabled.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_creates_lists_and_disables_access_keys() {
+    let c = Cluster::start(1).await;
+    c.group("ctl-routed", &["sk-ctl"], json!({"models": ["m-*"]}))
+        .await;
+    let grpc = format!("http://127.0.0.1:{}", c.grpc_port);
+    let ctl = |args: Vec<String>| {
+        let grpc = grpc.clone();
+        async move {
+            let mut all = vec![
+                "ctl".to_owned(),
+                "--master".to_owned(),
+                grpc,
+                "--json".to_owned(),
+            ];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_cli(
+                std::path::Path::new("/tmp"),
+                &[("AUTH_KEY", ADMIN_KEY)],
+                &refs,
+            )
+            .await
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let (ok, out, err) = ctl(args(&[
+        "access-keys",
+        "create",
+        "--name",
+        "ci",
+        "--group",
+        "ctl-routed",
+        "--model",
+        "m-*",
+    ]))
+    .await;
+    assert!(ok, "{out}{err}");
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    let key = created[0]["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sk-gl-") && !key.contains('…'), "{key}");
+    assert_eq!(created[0]["groups"], json!(["ctl-routed"]));
+    let (ok, out, err) = ctl(args(&[
+        "access-keys",
+        "create",
+        "--name",
+        "x",
+        "--group",
+        "nope",
+    ]))
+    .await;
+    assert!(!ok && err.contains("nope"), "{out}{err}");
+    let w = &c.workers[0];
+    let works = eventually(Duration::from_secs(5), || async {
+        native_chat(w, &key, "m-1").await == 200
+    })
+    .await;
+    assert!(works, "{}", w.logs());
+    let (ok, out, err) = ctl(args(&["access-keys", "list"])).await;
+    assert!(ok, "{out}{err}");
+    let listed: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!out.contains(&key), "the list shows the whole key: {out}");
+    let (ok, out, err) = ctl(args(&["access-keys", "disable", "ci"])).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"disabled\""), "{out}");
+    let refused = eventually(Duration::from_secs(5), || async {
+        native_chat(w, &key, "m-1").await == 401
+    })
+    .await;
+    assert!(refused, "the disabled key is refused");
+    c.db.drop_db().await;
+}

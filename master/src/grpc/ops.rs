@@ -2,12 +2,18 @@
 
 use gpt_load_proto::ops::v1::ops_server::Ops;
 use gpt_load_proto::ops::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, GroupInfo, ImportKeysRequest, ImportKeysResponse,
-    ListGroupsRequest, ListGroupsResponse, ValidateGroupRequest, ValidateGroupResponse, WorkerInfo,
+    AccessKeyInfo, ClusterStatusRequest, ClusterStatusResponse, CreateAccessKeyRequest,
+    DisableAccessKeyRequest, GroupInfo, ImportKeysRequest, ImportKeysResponse,
+    ListAccessKeysRequest, ListAccessKeysResponse, ListGroupsRequest, ListGroupsResponse,
+    ValidateGroupRequest, ValidateGroupResponse, WorkerInfo,
 };
 use tonic::{Request, Response, Status};
 
 use crate::db::repo::{groups, keys};
+use crate::service::access_keys::{
+    self as ak_svc, AccessKeyCreate, AccessKeyFilters, AccessKeyResponse, AccessKeyUpdate,
+};
+use crate::service::error::{Msg, ServiceError};
 use crate::service::{keys as key_svc, validation};
 use crate::state::AppState;
 
@@ -30,8 +36,144 @@ impl OpsService {
     }
 }
 
+/// A service refusal as a gRPC status, its message in English.
+fn service_status(e: ServiceError) -> Status {
+    let text = |m: &Msg| crate::api::response::render(crate::i18n::Lang::EnUs, m);
+    match e {
+        ServiceError::Invalid(m) | ServiceError::BadRequest(m) => {
+            Status::invalid_argument(text(&m))
+        }
+        ServiceError::NotFound(m) => Status::not_found(text(&m)),
+        ServiceError::Busy(m) => Status::failed_precondition(text(&m)),
+        ServiceError::Duplicate => Status::already_exists("the key exists already"),
+        ServiceError::Database | ServiceError::Internal => Status::internal("internal error"),
+    }
+}
+
+fn access_key_info(k: AccessKeyResponse, names: &[groups::GroupRecord]) -> AccessKeyInfo {
+    AccessKeyInfo {
+        id: k.id,
+        name: k.name,
+        key: k.key,
+        status: k.status,
+        groups: k
+            .filters
+            .groups
+            .iter()
+            .map(|id| {
+                names
+                    .iter()
+                    .find(|g| g.id == *id)
+                    .map_or_else(|| format!("#{id}"), |g| g.name.clone())
+            })
+            .collect(),
+        models: k.filters.models,
+        protocols: k.filters.protocols,
+        expires_at: k.expires_at.unwrap_or_default(),
+        request_count: k.request_count,
+        last_used_at: k.last_used_at.unwrap_or_default(),
+    }
+}
+
+impl OpsService {
+    async fn all_groups(&self) -> Result<Vec<groups::GroupRecord>, Status> {
+        groups::list(&self.state.db)
+            .await
+            .map_err(|e| service_status(e.into()))
+    }
+
+    async fn publish(&self) -> Result<(), Status> {
+        self.state
+            .publish()
+            .await
+            .map_err(|_| Status::internal("the new configuration could not be published"))
+    }
+}
+
 #[tonic::async_trait]
 impl Ops for OpsService {
+    async fn list_access_keys(
+        &self,
+        _: Request<ListAccessKeysRequest>,
+    ) -> Result<Response<ListAccessKeysResponse>, Status> {
+        let all = ak_svc::list(&self.state.db, &self.state.cipher)
+            .await
+            .map_err(service_status)?;
+        let names = self.all_groups().await?;
+        Ok(Response::new(ListAccessKeysResponse {
+            access_keys: all
+                .into_iter()
+                .map(|k| access_key_info(k, &names))
+                .collect(),
+        }))
+    }
+
+    async fn create_access_key(
+        &self,
+        request: Request<CreateAccessKeyRequest>,
+    ) -> Result<Response<AccessKeyInfo>, Status> {
+        let req = request.into_inner();
+        let names = self.all_groups().await?;
+        let mut group_ids = Vec::with_capacity(req.groups.len());
+        for name in &req.groups {
+            let g = names
+                .iter()
+                .find(|g| &g.name == name)
+                .ok_or_else(|| Status::not_found(format!("no group named {name:?}")))?;
+            group_ids.push(g.id);
+        }
+        let create = AccessKeyCreate {
+            name: Some(req.name),
+            filters: Some(AccessKeyFilters {
+                groups: group_ids,
+                models: req.models,
+                protocols: req.protocols,
+            }),
+            expires_at: Some(req.expires_at).filter(|e| !e.is_empty()),
+            ..Default::default()
+        };
+        let created = ak_svc::create(&self.state.db, &self.state.cipher, &create)
+            .await
+            .map_err(service_status)?;
+        self.publish().await?;
+        Ok(Response::new(access_key_info(created, &names)))
+    }
+
+    async fn disable_access_key(
+        &self,
+        request: Request<DisableAccessKeyRequest>,
+    ) -> Result<Response<AccessKeyInfo>, Status> {
+        let wanted = request.into_inner().key;
+        let all = ak_svc::list(&self.state.db, &self.state.cipher)
+            .await
+            .map_err(service_status)?;
+        let by_id = wanted.parse::<i64>().ok();
+        let found: Vec<&AccessKeyResponse> = all
+            .iter()
+            .filter(|k| Some(k.id) == by_id || k.name == wanted)
+            .collect();
+        let id = match found.as_slice() {
+            [one] => one.id,
+            [] => return Err(Status::not_found(format!("no access key {wanted:?}"))),
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "{} access keys are named {wanted:?}: give the id",
+                    found.len()
+                )));
+            }
+        };
+        let update = AccessKeyUpdate {
+            status: Some("disabled".to_owned()),
+            ..Default::default()
+        };
+        let updated = ak_svc::update(&self.state.db, &self.state.cipher, id, &update)
+            .await
+            .map_err(service_status)?;
+        self.publish().await?;
+        let names = self.all_groups().await?;
+        Ok(Response::new(access_key_info(updated, &names)))
+    }
+
     async fn cluster_status(
         &self,
         _: Request<ClusterStatusRequest>,
