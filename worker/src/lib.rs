@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod cluster;
 pub mod credential;
 pub mod decompress;
+pub mod discover;
 pub mod error;
 pub mod failure;
 pub mod integration;

@@ -620,6 +620,66 @@ pub async fn parent_aggregates(
     ok(out)
 }
 
+/// The models a group's upstream lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscoveredModels {
+    /// Model ids, sorted.
+    pub models: Vec<String>,
+}
+
+/// Asks the group's upstream for its model list with one of the group's active keys. Nothing is
+/// stored: the caller puts what it wants into the group's `models`.
+#[utoipa::path(post, path = "/api/groups/{id}/models/discover", tag = "groups",
+    operation_id = "discoverGroupModels",
+    summary = "The models the group's upstream lists, fetched with one of its keys",
+    params(GroupId),
+    responses((status = 200, body = Envelope<DiscoveredModels>), (status = 404, body = ErrorResponse),
+        (status = 502, description = "The upstream refused or failed (`UPSTREAM_ERROR`); `message` says why",
+            body = ErrorResponse)))]
+pub async fn discover_models(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<DiscoveredModels> {
+    let id = parse_id(&id)?;
+    let g = groups::get(&state.db, id).await?;
+    if g.group_type == "aggregate" {
+        return Err(ApiError::validation(
+            "aggregate groups have no upstream of their own to ask",
+        ));
+    }
+    let rt = state
+        .worker
+        .runtime()
+        .group_by_id(id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::i18n(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "validation.group_not_found",
+            )
+        })?;
+    let key = match state.store.select(id, None).await {
+        Ok(gpt_load_common::keystore::Selection::Key(k)) => k.key.value.clone(),
+        Ok(_) => {
+            return Err(ApiError::validation(
+                "the group has no usable key to ask its upstream with",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "STORE_UNAVAILABLE",
+                "Key store unavailable, retry shortly",
+            ));
+        }
+    };
+    let models = gpt_load_worker::discover::discover_models(&rt, &key)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR", e))?;
+    ok(DiscoveredModels { models })
+}
+
 /// A group's id in the path.
 #[derive(utoipa::IntoParams)]
 #[into_params(names("id"), parameter_in = Path)]

@@ -128,6 +128,10 @@ pub fn router(state: AppState) -> Router {
         .route("/groups/{id}/stats", get(groups::stats))
         .route("/groups/{id}/copy", post(groups::copy))
         .route(
+            "/groups/{id}/models/discover",
+            post(groups::discover_models),
+        )
+        .route(
             "/groups/{id}/sub-groups",
             get(groups::sub_groups).post(groups::add_sub_groups),
         )

@@ -229,6 +229,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/groups/{id}/models/discover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The models the group's upstream lists, fetched with one of its keys */
+        post: operations["discoverGroupModels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/groups/{id}/parent-aggregate-groups": {
         parameters: {
             query?: never;
@@ -783,6 +800,11 @@ export interface components {
             /** Format: int64 */
             total_in_group: number;
         };
+        /** @description The models a group's upstream lists. */
+        DiscoveredModels: {
+            /** @description Model ids, sorted. */
+            models: string[];
+        };
         /** @description Whether the stored keys agree with the configured `ENCRYPTION_KEY`. */
         EncryptionStatus: {
             has_mismatch: boolean;
@@ -900,6 +922,21 @@ export interface components {
                 ignored_count: number;
                 /** Format: int64 */
                 total_in_group: number;
+            };
+        };
+        /** @description GPT-Load's success envelope. */
+        Envelope_DiscoveredModels: {
+            /**
+             * Format: int64
+             * @description Always 0.
+             */
+            code: number;
+            /** @description Localised (`Accept-Language`). */
+            message: string;
+            /** @description The models a group's upstream lists. */
+            data: {
+                /** @description Model ids, sorted. */
+                models: string[];
             };
         };
         /** @description GPT-Load's success envelope. */
@@ -2469,6 +2506,42 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["ServerError"];
+        };
+    };
+    discoverGroupModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_DiscoveredModels"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["ServerError"];
+            /** @description The upstream refused or failed (`UPSTREAM_ERROR`); `message` says why */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     listParentAggregates: {

@@ -572,3 +572,44 @@ async fn model_lists_show_what_the_key_may_use_in_each_shape() {
     assert_eq!(sent.last().unwrap().json().unwrap()["model"], "gpt-4o-mini");
     assert_eq!(h.mock.requests().len(), 1, "listing touches no upstream");
 }
+
+#[tokio::test]
+async fn discovery_lists_each_vendors_models_with_a_group_key() {
+    use gpt_load_integration_tests::mock_upstream::Vendor;
+    let h = Harness::builder()
+        .group(GroupSpec::openai("oa").keys(["sk-oa"]))
+        .group(GroupSpec::anthropic("an").keys(["sk-an"]))
+        .group(GroupSpec::gemini("gm").keys(["sk-gm"]))
+        .build()
+        .await;
+    h.mock
+        .set_models(Vendor::OpenAi, vec!["o3".into(), "gpt-4o".into()]);
+    h.mock.set_models(
+        Vendor::Anthropic,
+        vec!["claude-b".into(), "claude-a".into()],
+    );
+    h.mock.set_models(
+        Vendor::Gemini,
+        (0..3).map(|i| format!("gemini-{i}")).collect(),
+    );
+    let rt = |g: &str| h.state.runtime().group(g).cloned().unwrap();
+    let d = gpt_load_worker::discover::discover_models;
+    assert_eq!(d(&rt("oa"), "sk-oa").await.unwrap(), ["gpt-4o", "o3"]);
+    assert_eq!(
+        d(&rt("an"), "sk-an").await.unwrap(),
+        ["claude-a", "claude-b"]
+    );
+    assert_eq!(
+        d(&rt("gm"), "sk-gm").await.unwrap(),
+        ["gemini-0", "gemini-1", "gemini-2"]
+    );
+    for k in ["sk-oa", "sk-an", "sk-gm"] {
+        assert!(!h.mock.requests_for_key(k).is_empty(), "{k} was not used");
+    }
+    h.mock.set_behavior(
+        Some("sk-oa"),
+        Behavior::openai_error(401, "bad key sk-oa", "invalid_request_error", None),
+    );
+    let e = d(&rt("oa"), "sk-oa").await.unwrap_err();
+    assert!(e.contains("401") && !e.contains("sk-oa"), "{e}");
+}
