@@ -5,8 +5,9 @@
 //   task → proxied requests → Logs (filters, detail, CSV export) → Dashboard chart → a key failing
 //   until blacklisted shows as invalid → reorder groups → aggregate group → a group's models for the
 //   native routes → an access key (shown once, copied, used on /v1/chat/completions within its
-//   filters, disabled) → exports never carry the admin key → screenshots of every page in light and
-//   dark → log out.
+//   filters) → the route inspector (candidates, groups left out and why) → the Models page →
+//   "Discover models" from the mock upstream → the access key disabled → exports never carry the
+//   admin key → screenshots of every page in light and dark → log out.
 // Every JSON answer of /api the browser receives is validated against master/openapi.json.
 //
 // Needs: ../target/debug/gpt-load and ../target/debug/mock-upstream (cargo build --bins), and
@@ -635,6 +636,98 @@ async function main() {
     check(rows.length >= 1 && rows.every((r) => r.includes('e2e-agent') && r.includes('e2e-main')), `log rows: ${rows.join(' | ')}`);
   });
 
+  await step('the route inspector: the group is a candidate for its model, the others are left out with a reason', async () => {
+    await page.click('[data-test=nav-routeInspector]');
+    await page.waitForURL((u) => u.pathname === '/route-inspector');
+    await page.locator('[data-test=inspect-key]').click();
+    await selectPick('e2e-agent');
+    await page.locator('[data-test=inspect-protocol-openai]').click();
+    await fillInput('[data-test=inspect-model]', 'e2e-chat-1');
+    await page.click('[data-test=inspect-submit]');
+    const verdict = page.locator('[data-test=route-verdict]');
+    await verdict.filter({ hasText: 'Allowed' }).waitFor();
+    const candidate = page.locator('[data-test=route-candidate][data-name=e2e-main]');
+    await candidate.waitFor();
+    check((await page.locator('[data-test=route-candidate]').count()) === 1, 'more than one candidate');
+    const cells = await candidate.locator('td').allInnerTexts();
+    // #, tier, group, channel, priority, weight, share, active keys, cooling.
+    check(cells[1] === '0' && cells[3] === 'openai' && cells[4] === '1' && cells[5] === '3' && cells[6] === '100%' && cells[7] === '1,000', `candidate ${cells.join(' | ')}`);
+    await page.locator('[data-test=route-excluded][data-name=e2e-flaky]').getByText('Does not serve model e2e-chat-1').waitFor();
+    await page.locator('[data-test=route-excluded][data-name=e2e-agg]').getByText('Aggregate group: reachable only through /proxy/e2e-agg').waitFor();
+    const key = (await admin('/api/access-keys')).find((x) => x.name === 'e2e-agent');
+    check(new URL(page.url()).search === `?model=e2e-chat-1&protocol=openai&key=${key.id}`, `the URL does not keep the question: ${page.url()}`);
+    await shot('route-inspector-access-key-light');
+    // e2e-other is served only by e2e-flaky, which the key's group filter leaves out.
+    await fillInput('[data-test=inspect-model]', 'e2e-other');
+    await page.click('[data-test=inspect-submit]');
+    await verdict.filter({ hasText: 'No group can take this request' }).waitFor();
+    await page.locator('[data-test=route-excluded][data-name=e2e-flaky]').getByText('The access key’s group filter excludes it').waitFor();
+    check((await page.locator('[data-test=route-candidate]').count()) === 0, 'a candidate for a model outside the filter');
+  });
+
+  await step('the models page lists every routable model with its groups, and opens the inspector', async () => {
+    await page.click('[data-test=nav-models]');
+    await page.waitForURL((u) => u.pathname === '/models');
+    const row = (model) => page.locator(`[data-test=model-row][data-model="${model}"]`);
+    await row('e2e-chat-*').waitFor();
+    const models = await page.locator('[data-test=model-row]').evaluateAll((els) => els.map((e) => e.getAttribute('data-model')));
+    check(JSON.stringify(models) === JSON.stringify(['e2e-chat-*', 'e2e-extra', 'e2e-other', 'gpt-4o']), `models ${JSON.stringify(models)}`);
+    const main = row('e2e-extra').locator('[data-test=model-server][data-group=e2e-main]');
+    check(/E2E main.*openai.*priority 1 · weight 3/s.test(await main.innerText()), `e2e-extra served by: ${await main.innerText()}`);
+    // The model redirect gpt-4o → gpt-4.1-nano makes gpt-4o an alias of e2e-main.
+    await row('gpt-4o').locator('[data-test=model-server][data-group=e2e-main]').getByText('alias → gpt-4.1-nano').waitFor();
+    await row('e2e-other').locator('[data-test=model-server][data-group=e2e-flaky]').waitFor();
+    await fillInput('[data-test=models-search]', 'flaky');
+    await page.locator('[data-test=model-row]').nth(1).waitFor({ state: 'detached' });
+    check((await page.locator('[data-test=model-row]').count()) === 1, 'the search does not filter by group');
+    await fillInput('[data-test=models-search]', '');
+    await shot('models-light');
+    await row('e2e-extra').locator('[data-test=model-link]').click();
+    await page.waitForURL((u) => u.pathname === '/route-inspector' && u.searchParams.get('model') === 'e2e-extra' && u.searchParams.get('protocol') === 'openai');
+    await page.locator('[data-test=route-verdict]').filter({ hasText: 'Allowed' }).waitFor();
+    await page.locator('[data-test=route-candidate][data-name=e2e-main]').waitFor();
+    check((await page.locator('[data-test=inspect-model]').inputValue()) === 'e2e-extra', 'the inspector is not filled with the model');
+  });
+
+  await step('"Discover models" lists the mock upstream\'s models and Apply fills the models field', async () => {
+    await goto('/keys');
+    await page.locator('[data-test=group-item-e2e-main]').click();
+    await page.click('[data-test=group-edit]');
+    const form = page.locator('[data-test=group-form]');
+    await form.waitFor();
+    await page.click('[data-test=group-models-discover]');
+    const modal = page.locator('[data-test=discover-modal]');
+    await modal.waitFor();
+    await modal.locator('[data-test=discover-item]').first().waitFor();
+    const listed = await modal.locator('[data-test=discover-item]').evaluateAll((els) => els.map((e) => e.getAttribute('data-model')));
+    const expected = ['gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'gpt-4o-mini', 'o3-mini', 'text-embedding-3-small'];
+    check(JSON.stringify(listed) === JSON.stringify(expected), `discovered ${JSON.stringify(listed)}`);
+    await modal.locator('[data-test=discover-count]').filter({ hasText: '6 of 6 selected' }).waitFor();
+    await shot('group-discover-light');
+    await modal.locator('[data-test=discover-item][data-model=text-embedding-3-small]').click();
+    await modal.locator('[data-test=discover-count]').filter({ hasText: '5 of 6 selected' }).waitFor();
+    await page.click('[data-test=discover-apply]');
+    await modal.waitFor({ state: 'hidden' });
+    await messageShown('5 model(s) added');
+    const tags = await page.locator('[data-test=group-models-select] .n-tag').allInnerTexts();
+    const want = ['e2e-chat-*', 'e2e-extra', ...expected.slice(0, 5)];
+    check(JSON.stringify(tags.map((s) => s.trim())) === JSON.stringify(want), `the field holds ${JSON.stringify(tags)}`);
+    await page.click('[data-test=group-form-submit]');
+    await form.waitFor({ state: 'hidden' });
+    const g = (await admin('/api/groups')).find((x) => x.name === 'e2e-main');
+    check(JSON.stringify(g.models) === JSON.stringify(want), `saved models ${JSON.stringify(g.models)}`);
+  });
+
+  await step('"Discover models" is off while a group is being created', async () => {
+    const form = page.locator('[data-test=group-form]');
+    await page.click('[data-test=create-group]');
+    await dropdownPick('New standard group');
+    await form.waitFor();
+    check(await page.locator('[data-test=group-models-discover]').isDisabled(), 'discovery is enabled for an unsaved group');
+    await form.getByRole('button', { name: 'Cancel' }).click();
+    await form.waitFor({ state: 'hidden' });
+  });
+
   await step('disabling the access key in the UI refuses it with 401', async () => {
     await goto('/access-keys');
     const row = accessKeyRow('e2e-agent');
@@ -708,11 +801,14 @@ async function main() {
         ['keys', '/keys?group=' + (await admin('/api/groups')).find((g) => g.name === 'e2e-main').id],
         ['keys-aggregate', '/keys?group=' + (await admin('/api/groups')).find((g) => g.name === 'e2e-agg').id],
         ['access-keys', '/access-keys'],
+        ['models', '/models'],
+        ['route-inspector', '/route-inspector?model=e2e-chat-1&protocol=openai'],
         ['logs', '/logs'],
         ['settings', '/settings'],
       ]) {
         await goto(path);
         if (name === 'dashboard') await page.locator('[data-test=chart-totals]').waitFor();
+        if (name === 'route-inspector') await page.locator('[data-test=route-verdict]').waitFor();
         await shot(`${name}-${theme}`);
       }
       const isDark = await page.evaluate(() => document.documentElement.dataset.theme);
@@ -727,6 +823,11 @@ async function main() {
     await dropdownPick('简体中文');
     await page.getByText('仪表盘').first().waitFor();
     await shot('dashboard-zh-CN');
+    // The inspector's reasons come from the server in English; the UI shows them in its language.
+    await goto('/route-inspector?model=e2e-chat-1&protocol=openai');
+    await page.locator('[data-test=route-verdict]').filter({ hasText: '允许' }).waitFor();
+    await page.locator('[data-test=route-excluded][data-name=e2e-flaky]').getByText('不提供模型 e2e-chat-1').waitFor();
+    await shot('route-inspector-zh-CN');
     await page.click('[data-test=locale-switch]');
     await dropdownPick('日本語');
     await page.getByText('ダッシュボード').first().waitFor();

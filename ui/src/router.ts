@@ -15,6 +15,8 @@ const routes: RouteRecordRaw[] = [
       { path: 'dashboard', name: 'dashboard', component: () => import('@/views/DashboardView.vue') },
       { path: 'keys', name: 'keys', component: () => import('@/views/KeysView.vue') },
       { path: 'access-keys', name: 'accessKeys', component: () => import('@/views/AccessKeysView.vue') },
+      { path: 'models', name: 'models', component: () => import('@/views/ModelsView.vue') },
+      { path: 'route-inspector', name: 'routeInspector', component: () => import('@/views/RouteInspectorView.vue') },
       { path: 'logs', name: 'logs', component: () => import('@/views/LogsView.vue') },
       { path: 'settings', name: 'settings', component: () => import('@/views/SettingsView.vue') },
     ],

@@ -25,3 +25,25 @@ export const CONFIG_OPTIONS: Schemas['ConfigOption'][] = [
   { key: 'proxy_url', name: 'Proxy URL', description: 'proxy', default_value: '' },
   { key: 'enable_request_body_logging', name: 'Body logging', description: 'b', default_value: false },
 ];
+
+/** A standard group with every required field; `over` sets the ones a test cares about. */
+export function makeGroup(over: Partial<Schemas['Group']> & Pick<Schemas['Group'], 'id' | 'name'>): Schemas['Group'] {
+  return {
+    endpoint: '',
+    display_name: '',
+    description: '',
+    group_type: 'standard',
+    channel_type: 'openai',
+    sort: 0,
+    test_model: 'm',
+    validation_endpoint: '',
+    model_redirect_strict: false,
+    proxy_keys: '',
+    models: [],
+    priority: 0,
+    weight: 1,
+    created_at: '',
+    updated_at: '',
+    ...over,
+  };
+}

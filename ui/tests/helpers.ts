@@ -1,10 +1,10 @@
-import { defineComponent, h, type Component } from 'vue';
+import { defineComponent, h, type Component, type Plugin } from 'vue';
 import { mount } from '@vue/test-utils';
 import { NDialogProvider, NMessageProvider, NNotificationProvider } from 'naive-ui';
 import { i18n } from '@/i18n';
 
-/** Mounts a component inside Naive UI's providers, with the app's i18n. */
-export function mountWithProviders(comp: Component, props: Record<string, unknown> = {}) {
+/** Mounts a component inside Naive UI's providers, with the app's i18n (and any other plugins, such as a router). */
+export function mountWithProviders(comp: Component, props: Record<string, unknown> = {}, plugins: Plugin[] = []) {
   const Host = defineComponent({
     setup() {
       return () =>
@@ -13,7 +13,7 @@ export function mountWithProviders(comp: Component, props: Record<string, unknow
         });
     },
   });
-  return mount(Host, { attachTo: document.body, global: { plugins: [i18n] } });
+  return mount(Host, { attachTo: document.body, global: { plugins: [i18n, ...plugins] } });
 }
 
 /** Waits for pending promises and Vue updates. */

@@ -259,6 +259,8 @@ export function createClient(cfg: ClientConfig) {
       call('put', '/api/groups/{id}/sub-groups/{sub}/weight', { path: { id, sub }, body: { weight } }),
     deleteSubGroup: (id: number, sub: number) => call('delete', '/api/groups/{id}/sub-groups/{sub}', { path: { id, sub } }),
     parentAggregates: (id: number) => get('/api/groups/{id}/parent-aggregate-groups', { path: { id } }),
+    /** The model list of the group's upstream, fetched with one of its keys (nothing is stored). */
+    discoverModels: (id: number) => call('post', '/api/groups/{id}/models/discover', { path: { id } }).then((r) => r.data),
 
     listKeys: (query: QueryOf<'/api/keys', 'get'>) => get('/api/keys', { query }),
     addKeysAsync: (group_id: number, keys_text: string) => call('post', '/api/keys/add-async', { body: { group_id, keys_text } }),
@@ -292,6 +294,7 @@ export function createClient(cfg: ClientConfig) {
     createAccessKey: (body: Schemas['AccessKeyCreate']) => call('post', '/api/access-keys', { body }),
     updateAccessKey: (id: number, body: Schemas['AccessKeyUpdate']) => call('put', '/api/access-keys/{id}', { path: { id }, body }),
     deleteAccessKey: (id: number) => call('delete', '/api/access-keys/{id}', { path: { id } }),
+    inspectRoute: (body: Schemas['RouteInspectRequest']) => call('post', '/api/route/inspect', { body }).then((r) => r.data),
 
     getSettings: () => get('/api/settings'),
     updateSettings: (body: Schemas['SettingsUpdate']) => call('put', '/api/settings', { body }),
