@@ -647,18 +647,7 @@ pub async fn discover_models(
             "aggregate groups have no upstream of their own to ask",
         ));
     }
-    let rt = state
-        .worker
-        .runtime()
-        .group_by_id(id)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::i18n(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "validation.group_not_found",
-            )
-        })?;
+    let rt = super::keys::group_runtime(&state, id)?;
     let key = match state.store.select(id, None).await {
         Ok(gpt_load_common::keystore::Selection::Key(k)) => k.key.value.clone(),
         Ok(_) => {

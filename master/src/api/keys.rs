@@ -510,7 +510,8 @@ pub async fn clear_all(
     ))
 }
 
-fn group_runtime(
+/// The serving runtime of group `id` (404 when the snapshot has none).
+pub(super) fn group_runtime(
     state: &AppState,
     id: i64,
 ) -> Result<Arc<gpt_load_worker::state::GroupRuntime>, ApiError> {
