@@ -76,17 +76,16 @@ impl RouteTable {
     }
 }
 
-/// What a native route's candidates depend on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RouteKey {
+/// What a native route's candidates depend on besides the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteScope {
     /// The channel types that serve the route, as a bit set.
     pub channels: u8,
-    pub model: String,
     /// The access key whose filters apply; `None` for a global proxy key.
     pub access_key: Option<i64>,
 }
 
-/// Cached route tables per runtime; past this many, the cache starts over (the model is the
+/// Cached route tables per runtime; past this many, a scope's cache starts over (the model is the
 /// client's string, so the set of keys is the clients' to grow).
 const MAX_ROUTES: usize = 4096;
 
@@ -99,7 +98,8 @@ pub struct Runtime {
     by_name: HashMap<String, Arc<GroupRuntime>>,
     by_id: HashMap<i64, Arc<GroupRuntime>>,
     clients: ClientCache,
-    routes: parking_lot::RwLock<HashMap<RouteKey, Arc<RouteTable>>>,
+    /// Route tables by scope, then by model (looked up by `&str`: no allocation per request).
+    routes: parking_lot::RwLock<HashMap<RouteScope, HashMap<String, Arc<RouteTable>>>>,
 }
 
 impl Runtime {
@@ -153,19 +153,21 @@ impl Runtime {
     /// empty tables are not kept.
     pub fn route_table(
         &self,
-        key: RouteKey,
+        scope: RouteScope,
+        model: &str,
         eligible: impl FnMut(&GroupSnapshot) -> bool,
     ) -> Arc<RouteTable> {
-        if let Some(t) = self.routes.read().get(&key) {
+        if let Some(t) = self.routes.read().get(&scope).and_then(|m| m.get(model)) {
             return t.clone();
         }
         let table = Arc::new(RouteTable::build(&self.snapshot, eligible));
         if !table.is_empty() {
             let mut routes = self.routes.write();
-            if routes.len() >= MAX_ROUTES {
-                routes.clear();
+            let by_model = routes.entry(scope).or_default();
+            if by_model.len() >= MAX_ROUTES {
+                by_model.clear();
             }
-            return routes.entry(key).or_insert(table).clone();
+            return by_model.entry(model.to_owned()).or_insert(table).clone();
         }
         table
     }

@@ -28,16 +28,6 @@ pub struct AccessKeyDef {
     pub protocols: Vec<ChannelType>,
 }
 
-/// Why an access key may not make a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// Disabled, expired or used from an address it does not allow: the caller is not
-    /// authenticated (401).
-    Unauthenticated(&'static str),
-    /// The key is fine but its filters exclude this request (403), with the reason.
-    Forbidden(String),
-}
-
 /// An access key ready for lookups.
 #[derive(Debug)]
 pub struct AccessKey {
@@ -55,22 +45,21 @@ impl AccessKey {
         Self { def, nets }
     }
 
-    /// Whether the key may be used at all, now (`now` in Unix seconds), from `ip`.
-    pub fn usable(&self, now: i64, ip: &str) -> Result<(), Refusal> {
+    /// Whether the key may be used at all, now (`now` in Unix seconds), from `ip`; the refusal
+    /// says why (the caller is then not authenticated: a 401).
+    pub fn usable(&self, now: i64, ip: &str) -> Result<(), &'static str> {
         if !self.def.enabled {
-            return Err(Refusal::Unauthenticated("this access key is disabled"));
+            return Err("this access key is disabled");
         }
         if self.def.expires_at.is_some_and(|t| now >= t) {
-            return Err(Refusal::Unauthenticated("this access key has expired"));
+            return Err("this access key has expired");
         }
         if !self.def.allowed_ips.is_empty() {
             let allowed = ip
                 .parse::<IpAddr>()
                 .is_ok_and(|a| self.nets.iter().any(|n| n.contains(&a)));
             if !allowed {
-                return Err(Refusal::Unauthenticated(
-                    "this access key may not be used from this address",
-                ));
+                return Err("this access key may not be used from this address");
             }
         }
         Ok(())
@@ -183,10 +172,10 @@ mod tests {
     #[test]
     fn usability_and_filters() {
         assert!(key(|_| {}).usable(100, "1.2.3.4").is_ok());
-        assert!(matches!(
+        assert_eq!(
             key(|d| d.enabled = false).usable(100, "1.2.3.4"),
-            Err(Refusal::Unauthenticated(_))
-        ));
+            Err("this access key is disabled")
+        );
         let exp = key(|d| d.expires_at = Some(100));
         assert!(exp.usable(99, "1.2.3.4").is_ok());
         assert!(exp.usable(100, "1.2.3.4").is_err());

@@ -178,7 +178,12 @@ impl ConfigSnapshot {
         if candidate.is_empty() || self.access_keys.is_empty() {
             return None;
         }
-        self.access_keys.get(&digest(candidate))
+        self.access_key_by_digest(&digest(candidate))
+    }
+
+    /// The access key whose SHA-256 is `d` (a caller that also checks proxy keys hashes once).
+    pub fn access_key_by_digest(&self, d: &[u8; 32]) -> Option<&Arc<access::AccessKey>> {
+        self.access_keys.get(d)
     }
 
     /// Every access key (in no particular order).
@@ -206,16 +211,22 @@ impl ConfigSnapshot {
     /// Whether `candidate` is a global proxy key or one of `group`'s. The candidate is hashed and
     /// looked up by digest, so timing reveals nothing about the stored keys.
     pub fn authorizes(&self, group: &GroupSnapshot, candidate: &str) -> bool {
-        if candidate.is_empty() {
-            return false;
-        }
-        let d = digest(candidate);
-        self.global_key_digests.contains(&d) || group.proxy_key_digests.contains(&d)
+        !candidate.is_empty() && self.authorizes_digest(group, &digest(candidate))
+    }
+
+    /// [`Self::authorizes`] for a key already hashed with [`digest`].
+    pub fn authorizes_digest(&self, group: &GroupSnapshot, d: &[u8; 32]) -> bool {
+        self.global_key_digests.contains(d) || group.proxy_key_digests.contains(d)
     }
 
     /// Whether `candidate` is a global proxy key.
     pub fn is_global_proxy_key(&self, candidate: &str) -> bool {
-        !candidate.is_empty() && self.global_key_digests.contains(&digest(candidate))
+        !candidate.is_empty() && self.is_global_digest(&digest(candidate))
+    }
+
+    /// Whether the key hashed to `d` is a global proxy key.
+    pub fn is_global_digest(&self, d: &[u8; 32]) -> bool {
+        self.global_key_digests.contains(d)
     }
 
     pub fn to_wire(&self) -> SnapshotWire {

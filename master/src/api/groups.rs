@@ -672,11 +672,11 @@ pub async fn discover_models(
 /// A group's id in the path.
 #[derive(utoipa::IntoParams)]
 #[into_params(names("id"), parameter_in = Path)]
-#[allow(dead_code)] // Read only by the OpenAPI derive.
+#[expect(dead_code, reason = "read only by the OpenAPI derive")]
 pub struct GroupId(#[param(minimum = 1)] i64);
 
 /// A member group's id in the path.
 #[derive(utoipa::IntoParams)]
 #[into_params(names("sub"), parameter_in = Path)]
-#[allow(dead_code)] // Read only by the OpenAPI derive.
+#[expect(dead_code, reason = "read only by the OpenAPI derive")]
 pub struct SubGroupId(#[param(minimum = 1)] i64);

@@ -5,7 +5,6 @@
 use axum::extract::State;
 use gpt_load_common::keystore::KeyStore;
 use gpt_load_common::model::ChannelType;
-use gpt_load_common::snapshot::GroupSnapshot;
 use gpt_load_common::snapshot::access::AccessKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,37 +57,6 @@ pub struct RouteInspection {
     pub reason: Option<String>,
     pub candidates: Vec<RouteCandidate>,
     pub excluded: Vec<RouteExclusion>,
-}
-
-/// Why `g` is not a candidate for `model` on `channels` for `key`, if it is not.
-fn exclusion(
-    g: &GroupSnapshot,
-    channels: &[ChannelType],
-    model: &str,
-    key: Option<&AccessKey>,
-) -> Option<String> {
-    if g.is_aggregate() {
-        return Some("an aggregate group: reachable only through /proxy/{group}".into());
-    }
-    if !channels.contains(&g.def.channel_type) {
-        return Some(format!(
-            "its channel ({}) does not serve this protocol",
-            g.def.channel_type.as_str()
-        ));
-    }
-    if g.def.models.is_empty() {
-        return Some("no models configured: reachable only through /proxy/{group}".into());
-    }
-    if !g.def.serves_model(model) {
-        return Some(format!("does not serve model '{model}'"));
-    }
-    if key.is_some_and(|k| !k.allows_group(g.id())) {
-        return Some("the access key's group filter excludes it".into());
-    }
-    if g.def.weight <= 0 {
-        return Some("weight 0: takes no traffic".into());
-    }
-    None
 }
 
 #[utoipa::path(post, path = "/api/route/inspect", tag = "access-keys",
@@ -155,11 +123,11 @@ pub async fn inspect(
     let mut eligible = Vec::new();
     let mut excluded = Vec::new();
     for g in snapshot.groups() {
-        match exclusion(g, channels, model, key.as_deref()) {
-            Some(reason) => excluded.push(RouteExclusion {
+        match gpt_load_worker::proxy::exclusion(g, channels, model, key.as_deref()) {
+            Some(why) => excluded.push(RouteExclusion {
                 group_id: g.id(),
                 name: g.name().to_owned(),
-                reason,
+                reason: why.reason(g, model),
             }),
             None => eligible.push(g.clone()),
         }

@@ -1,8 +1,6 @@
 //! Schemas of values the API stores as JSON text or plain strings (so their Rust fields are
 //! `Value` or `String`), declared once here for the OpenAPI document.
 
-#![allow(dead_code)] // Read only by the OpenAPI derive.
-
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -22,7 +22,7 @@ pub async fn get(
 
 /// Setting key → new value (an integer, a boolean or a string, by the setting's type).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // Read only by the OpenAPI derive.
+#[expect(dead_code, reason = "read only by the OpenAPI derive")]
 pub struct SettingsUpdate(std::collections::HashMap<String, super::schema::SettingValue>);
 
 /// Validates every value (400 naming the key on any bad one), stores them and publishes at once.

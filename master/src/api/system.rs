@@ -132,7 +132,6 @@ pub async fn task_status(State(state): State<AppState>) -> ApiResult<TaskStatus>
 
 /// A group a proxy key may use, and its proxy path.
 #[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code)] // Written by the worker's integration module; declared here for the document.
 pub struct IntegrationGroup {
     pub name: String,
     pub display_name: String,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use http::request::Parts;
 use tokio::sync::OwnedSemaphorePermit;
 
-use gpt_load_common::snapshot::access::{AccessKey, Refusal};
+use gpt_load_common::snapshot::access::AccessKey;
 
 use crate::error::ProxyError;
 use crate::state::{GroupRuntime, Runtime, WorkerState};
@@ -154,10 +154,12 @@ impl Admission<'_> {
                     return Err(ProxyError::NotFound);
                 };
                 let snapshot = &self.runtime.snapshot;
-                if snapshot.authorizes(&group.group, &self.client_key) {
+                // One hash for both lookups (the credential step refused an empty key).
+                let d = gpt_load_common::snapshot::digest(&self.client_key);
+                if snapshot.authorizes_digest(&group.group, &d) {
                     return Ok(());
                 }
-                let Some(key) = snapshot.access_key(&self.client_key) else {
+                let Some(key) = snapshot.access_key_by_digest(&d) else {
                     self.state.0.throttle.record_failure(&self.client_ip);
                     return Err(ProxyError::Unauthorized);
                 };
@@ -196,10 +198,7 @@ impl Admission<'_> {
 /// Whether `key` may be used at all, now, from `ip`: a refusal is a 401 naming why.
 pub(super) fn usable(key: &AccessKey, ip: &str) -> Result<(), ProxyError> {
     key.usable(chrono::Utc::now().timestamp(), ip)
-        .map_err(|r| match r {
-            Refusal::Unauthenticated(why) => ProxyError::KeyRefused(why),
-            Refusal::Forbidden(why) => ProxyError::Forbidden(why),
-        })
+        .map_err(ProxyError::KeyRefused)
 }
 
 /// Whether a client path has a segment that is `.` or `..` once decoded (`%2e`, and `%2f` or

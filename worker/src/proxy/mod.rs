@@ -38,7 +38,7 @@ use http::StatusCode;
 use tracing::Instrument;
 
 pub use crate::credential::extract_client_key;
-pub use native::channels_for;
+pub use native::{Exclusion, channels_for, exclusion};
 use tokio::sync::OwnedSemaphorePermit;
 
 pub use crate::error::throttled;

@@ -20,7 +20,7 @@ use http::{HeaderValue, Method, StatusCode};
 
 use super::admission::{check_throttle, has_dot_segment, usable};
 use crate::error::{ErrorShape, ProxyError};
-use crate::state::{RouteKey, Runtime, WorkerState};
+use crate::state::{RouteScope, Runtime, WorkerState};
 
 /// What a native route is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,10 +156,6 @@ impl Caller {
         }
     }
 
-    fn allows_group(&self, g: &GroupSnapshot) -> bool {
-        self.access_key().is_none_or(|k| k.allows_group(g.id()))
-    }
-
     fn allows_model(&self, model: &str) -> bool {
         self.access_key().is_none_or(|k| k.allows_model(model))
     }
@@ -183,9 +179,11 @@ pub(super) fn identify(
         return Err(ProxyError::Unauthorized);
     }
     let snapshot = &runtime.snapshot;
-    let caller = if snapshot.is_global_proxy_key(&key) {
+    // One hash for both lookups; the key itself is never compared.
+    let d = gpt_load_common::snapshot::digest(&key);
+    let caller = if snapshot.is_global_digest(&d) {
         Caller::ProxyKey
-    } else if let Some(k) = snapshot.access_key(&key) {
+    } else if let Some(k) = snapshot.access_key_by_digest(&d) {
         usable(k, client_ip)?;
         Caller::Access(k.clone())
     } else {
@@ -232,15 +230,14 @@ pub(super) fn candidates(
             "this access key may not use model '{model}'"
         )));
     }
-    let serves = |g: &GroupSnapshot| {
-        route.channels.contains(&g.def.channel_type) && g.def.serves_model(model)
-    };
-    let key = RouteKey {
+    let scope = RouteScope {
         channels: channel_bits(route.channels),
-        model: model.to_owned(),
         access_key: caller.access_key().map(|k| k.def.id),
     };
-    let table = runtime.route_table(key, |g| serves(g) && caller.allows_group(g));
+    let key = caller.access_key().map(|k| &**k);
+    let table = runtime.route_table(scope, model, |g| {
+        exclusion(g, route.channels, model, key).is_none()
+    });
     if !table.is_empty() {
         return Ok(table);
     }
@@ -248,7 +245,7 @@ pub(super) fn candidates(
         .snapshot
         .groups()
         .iter()
-        .any(|g| !g.is_aggregate() && serves(g));
+        .any(|g| exclusion(g, route.channels, model, None).is_none());
     Err(if served {
         ProxyError::Forbidden(format!(
             "no group this access key may use serves model '{model}'"
@@ -261,6 +258,60 @@ pub(super) fn candidates(
     })
 }
 
+/// Why a group is not a native-route candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusion {
+    Aggregate,
+    Channel,
+    NoModels,
+    Model,
+    KeyGroupFilter,
+    ZeroWeight,
+}
+
+impl Exclusion {
+    /// The reason in words (for the route inspector).
+    pub fn reason(self, g: &GroupSnapshot, model: &str) -> String {
+        match self {
+            Self::Aggregate => "an aggregate group: reachable only through /proxy/{group}".into(),
+            Self::Channel => format!(
+                "its channel ({}) does not serve this protocol",
+                g.def.channel_type.as_str()
+            ),
+            Self::NoModels => "no models configured: reachable only through /proxy/{group}".into(),
+            Self::Model => format!("does not serve model '{model}'"),
+            Self::KeyGroupFilter => "the access key's group filter excludes it".into(),
+            Self::ZeroWeight => "weight 0: takes no traffic".into(),
+        }
+    }
+}
+
+/// Why `g` is not a candidate for `model` on a route served by `channels` for a caller with
+/// `key` (`None`: a global proxy key), if it is not: the one rule the data plane routes by and
+/// the route inspector explains.
+pub fn exclusion(
+    g: &GroupSnapshot,
+    channels: &[ChannelType],
+    model: &str,
+    key: Option<&AccessKey>,
+) -> Option<Exclusion> {
+    if g.is_aggregate() {
+        Some(Exclusion::Aggregate)
+    } else if !channels.contains(&g.def.channel_type) {
+        Some(Exclusion::Channel)
+    } else if g.def.models.is_empty() {
+        Some(Exclusion::NoModels)
+    } else if !g.def.serves_model(model) {
+        Some(Exclusion::Model)
+    } else if key.is_some_and(|k| !k.allows_group(g.id())) {
+        Some(Exclusion::KeyGroupFilter)
+    } else if g.def.weight <= 0 {
+        Some(Exclusion::ZeroWeight)
+    } else {
+        None
+    }
+}
+
 /// The model names `caller` may use on `route`: the exact names and aliases of the groups it may
 /// reach (glob patterns name no model to list).
 fn model_names(runtime: &Runtime, route: &NativeRoute, caller: &Caller) -> BTreeSet<String> {
@@ -269,7 +320,7 @@ fn model_names(runtime: &Runtime, route: &NativeRoute, caller: &Caller) -> BTree
         if g.is_aggregate()
             || g.def.models.is_empty()
             || !route.channels.contains(&g.def.channel_type)
-            || !caller.allows_group(g)
+            || caller.access_key().is_some_and(|k| !k.allows_group(g.id()))
         {
             continue;
         }
